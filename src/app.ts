@@ -1,0 +1,46 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import demo from './demo/plugin.js';
+import devices from './devices/plugin.js';
+import { systemClock, type Clock } from './devices/service.js';
+import type { DeviceStore } from './devices/store.js';
+import { MemoryStore } from './devices/stores/memory.js';
+import http from './http/plugin.js';
+import ingest from './ingest/plugin.js';
+
+export interface Deps {
+  store: DeviceStore;
+  clock: Clock;
+  /** Connect to MQTT once ready (default true); REST-only tests turn it off. */
+  connectMqtt: boolean;
+}
+
+export function openStore(config: Config): DeviceStore {
+  return new MemoryStore({ historyLimit: config.historyLimit });
+}
+
+/** A Fastify instance with every feature registered, in the order a message flows. No side effects until ready. */
+export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
+    },
+    // SPEC §5: device ids of 128 characters, percent-encoded (up to 12 bytes a character)
+    routerOptions: { maxParamLength: 2048 },
+    requestTimeout: 30_000,
+    bodyLimit: 1_048_576,
+  });
+  const clock = deps.clock ?? systemClock;
+  await app.register(devices, {
+    store: deps.store ?? openStore(config),
+    clock,
+    silenceAfterSeconds: config.silenceAfterSeconds,
+    silenceCheckSeconds: config.silenceCheckSeconds,
+    eventBuffer: config.eventBuffer,
+  });
+  await app.register(demo, { config }); // before ingest: its broker must listen first
+  await app.register(ingest, { config, clock, connect: deps.connectMqtt ?? true });
+  await app.register(http);
+  return app;
+}

@@ -1,0 +1,235 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseEnv } from 'node:util';
+import envSchema from 'env-schema';
+import { parseTopicTemplates } from './ingest/topics.js';
+
+// SPEC §6: the service is configured only by the environment (and a .env file).
+// A bad value stops start-up with one line naming the variable; secrets are never printed.
+
+const SECRETS = new Set(['WIIHEY_APP_KEY']);
+
+const schema = {
+  type: 'object',
+  properties: {
+    MQTT_URL: { type: 'string', pattern: '^(mqtts?|wss?)://[^\\s]+$' },
+    WIIHEY_APP_ID: { type: 'string', minLength: 1, maxLength: 128 },
+    WIIHEY_APP_KEY: { type: 'string' },
+    MQTT_TOPICS: { type: 'string', default: 'iot/{APP_ID}/inbox' },
+    MQTT_CLIENT_ID: { type: 'string', minLength: 1, maxLength: 128, default: 'wiihey-bridge-{APP_ID}' },
+    MQTT_QOS: { type: 'integer', enum: [0, 1, 2], default: 1 },
+    MQTT_CLEAN_SESSION: { type: 'boolean', default: false },
+    MQTT_CA_FILE: { type: 'string' },
+    MQTT_CERT_FILE: { type: 'string' },
+    MQTT_KEY_FILE: { type: 'string' },
+    MQTT_TLS_INSECURE: { type: 'boolean', default: false },
+    MQTT_RECONNECT_MIN_MS: { type: 'integer', minimum: 100, default: 1000 },
+    MQTT_RECONNECT_MAX_MS: { type: 'integer', minimum: 100, default: 30_000 },
+    HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
+    ALLOW_ANONYMOUS: { type: 'boolean', default: false },
+    SILENCE_AFTER_SECONDS: { type: 'integer', minimum: 1, default: 345_600 }, // four days: a three-day heartbeat plus a day
+    SILENCE_CHECK_SECONDS: { type: 'integer', minimum: 1, maximum: 60, default: 60 }, // SPEC §4: at least once a minute
+    HISTORY_LIMIT: { type: 'integer', minimum: 1, maximum: 10_000, default: 50 },
+    EVENT_BUFFER: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 1000 },
+    MAX_MESSAGE_BYTES: { type: 'integer', minimum: 64, maximum: 16_777_216, default: 65_536 },
+    MAX_CLOCK_SKEW_SECONDS: { type: 'integer', minimum: 0, default: 86_400 },
+    EMBEDDED_MQTT_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 1884 },
+    DEMO_DEVICES: { type: 'integer', minimum: 0, maximum: 100_000, default: 20 },
+    DEMO_RATE: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 2 },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+  },
+} as const;
+
+interface Env {
+  MQTT_URL?: string;
+  WIIHEY_APP_ID?: string;
+  WIIHEY_APP_KEY?: string;
+  MQTT_TOPICS: string;
+  MQTT_CLIENT_ID: string;
+  MQTT_QOS: 0 | 1 | 2;
+  MQTT_CLEAN_SESSION: boolean;
+  MQTT_CA_FILE?: string;
+  MQTT_CERT_FILE?: string;
+  MQTT_KEY_FILE?: string;
+  MQTT_TLS_INSECURE: boolean;
+  MQTT_RECONNECT_MIN_MS: number;
+  MQTT_RECONNECT_MAX_MS: number;
+  HOST: string;
+  PORT: number;
+  ALLOW_ANONYMOUS: boolean;
+  SILENCE_AFTER_SECONDS: number;
+  SILENCE_CHECK_SECONDS: number;
+  HISTORY_LIMIT: number;
+  EVENT_BUFFER: number;
+  MAX_MESSAGE_BYTES: number;
+  MAX_CLOCK_SKEW_SECONDS: number;
+  EMBEDDED_MQTT_PORT: number;
+  DEMO_DEVICES: number;
+  DEMO_RATE: number;
+  LOG_LEVEL: string;
+}
+
+export interface MqttConfig {
+  url: string;
+  username: string | undefined;
+  password: string | undefined;
+  /** Topic filters, templates already expanded. */
+  topics: string[];
+  clientId: string;
+  qos: 0 | 1 | 2;
+  clean: boolean;
+  ca: Buffer | undefined;
+  cert: Buffer | undefined;
+  key: Buffer | undefined;
+  tlsInsecure: boolean;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
+export interface DemoConfig {
+  /** Port of the embedded aedes broker on 127.0.0.1. */
+  port: number;
+  devices: number;
+  /** Simulator messages per second, over all devices. */
+  rate: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: string;
+  mqtt: MqttConfig;
+  /** Set when MQTT_URL is not: the embedded demo (SPEC §6). */
+  demo: DemoConfig | null;
+  silenceAfterSeconds: number;
+  silenceCheckSeconds: number;
+  historyLimit: number;
+  eventBuffer: number;
+  maxMessageBytes: number;
+  maxClockSkewSeconds: number;
+}
+
+/** A configuration error: its message is the one line printed before exit code 1. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface LoadOptions {
+  /** The variables; process.env when absent. */
+  env?: Record<string, string | undefined>;
+  /** Path of the .env file, or false for none. */
+  dotenv?: string | false;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = readEnv(options);
+  const demo = env.MQTT_URL === undefined;
+  const appId = env.WIIHEY_APP_ID ?? (demo ? 'demo' : undefined);
+  if (appId === undefined) throw new ConfigError('WIIHEY_APP_ID is required with MQTT_URL (the APP-ID is the MQTT username)');
+  const password = env.WIIHEY_APP_KEY ?? (demo ? 'demo' : undefined);
+
+  let topics: string[];
+  try {
+    topics = parseTopicTemplates(env.MQTT_TOPICS, appId);
+  } catch (err) {
+    throw new ConfigError(`MQTT_TOPICS ${(err as Error).message}`);
+  }
+  if (env.MQTT_CERT_FILE !== undefined && env.MQTT_KEY_FILE === undefined) {
+    throw new ConfigError('MQTT_KEY_FILE is required with MQTT_CERT_FILE');
+  }
+  if (env.MQTT_KEY_FILE !== undefined && env.MQTT_CERT_FILE === undefined) {
+    throw new ConfigError('MQTT_CERT_FILE is required with MQTT_KEY_FILE');
+  }
+  if (env.MQTT_RECONNECT_MAX_MS < env.MQTT_RECONNECT_MIN_MS) {
+    throw new ConfigError('MQTT_RECONNECT_MAX_MS must not be below MQTT_RECONNECT_MIN_MS');
+  }
+  // SPEC §9: without API keys, only loopback unless the operator says so
+  if (!isLoopback(env.HOST) && !env.ALLOW_ANONYMOUS) {
+    throw new ConfigError(
+      `HOST ${env.HOST} is not a loopback address: the API has no keys yet, so set ALLOW_ANONYMOUS=true to serve it to the network`,
+    );
+  }
+
+  return {
+    host: env.HOST,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    mqtt: {
+      url: env.MQTT_URL ?? `mqtt://127.0.0.1:${env.EMBEDDED_MQTT_PORT}`,
+      username: appId,
+      password,
+      topics,
+      clientId: env.MQTT_CLIENT_ID.replaceAll('{APP_ID}', appId),
+      qos: env.MQTT_QOS,
+      clean: env.MQTT_CLEAN_SESSION,
+      ca: readTlsFile('MQTT_CA_FILE', env.MQTT_CA_FILE),
+      cert: readTlsFile('MQTT_CERT_FILE', env.MQTT_CERT_FILE),
+      key: readTlsFile('MQTT_KEY_FILE', env.MQTT_KEY_FILE),
+      tlsInsecure: env.MQTT_TLS_INSECURE,
+      reconnectMinMs: env.MQTT_RECONNECT_MIN_MS,
+      reconnectMaxMs: env.MQTT_RECONNECT_MAX_MS,
+    },
+    demo: demo ? { port: env.EMBEDDED_MQTT_PORT, devices: env.DEMO_DEVICES, rate: env.DEMO_RATE } : null,
+    silenceAfterSeconds: env.SILENCE_AFTER_SECONDS,
+    silenceCheckSeconds: env.SILENCE_CHECK_SECONDS,
+    historyLimit: env.HISTORY_LIMIT,
+    eventBuffer: env.EVENT_BUFFER,
+    maxMessageBytes: env.MAX_MESSAGE_BYTES,
+    maxClockSkewSeconds: env.MAX_CLOCK_SKEW_SECONDS,
+  };
+}
+
+function readEnv(options: LoadOptions): Env {
+  const merged: Record<string, string> = {};
+  if (options.dotenv !== false) Object.assign(merged, readDotenv(options.dotenv ?? '.env'));
+  for (const [name, value] of Object.entries(options.env ?? process.env)) {
+    if (value !== undefined) merged[name] = value;
+  }
+  const data: Record<string, string> = {};
+  for (const name of Object.keys(schema.properties)) {
+    const value = merged[name]?.trim();
+    if (value !== undefined && value !== '') data[name] = value; // an empty variable is an unset one
+  }
+  try {
+    return envSchema<Env>({ schema: structuredClone(schema), data, env: false, dotenv: false });
+  } catch (err) {
+    throw configError(err, data);
+  }
+}
+
+function readDotenv(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  return parseEnv(text) as Record<string, string>;
+}
+
+function configError(err: unknown, data: Record<string, string>): ConfigError {
+  const first = (err as { errors?: { instancePath: string; message?: string; params?: { allowedValues?: unknown[] } }[] })
+    .errors?.[0];
+  if (first === undefined) return new ConfigError((err as Error).message);
+  const name = first.instancePath.replace(/^\//, '');
+  const allowed = first.params?.allowedValues ? ` (${first.params.allowedValues.join(', ')})` : '';
+  const got = SECRETS.has(name) || data[name] === undefined ? '' : `, got ${JSON.stringify(data[name])}`;
+  return new ConfigError(`${name} ${first.message ?? 'is invalid'}${allowed}${got}`);
+}
+
+function readTlsFile(variable: string, path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`${variable}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}

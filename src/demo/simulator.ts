@@ -1,0 +1,170 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { FastifyBaseLogger } from 'fastify';
+
+// Realistic WiiHey manhole cover sensors (SPEC §2, §6): opens and closes, heartbeats, a battery
+// that drains, a signal that wanders, now and then a QoS redelivery (duplicate) and a late retry.
+// It publishes in the vendor's own formats, quirks included, so the demo exercises normalization.
+
+export interface SimulatorOptions {
+  url: string;
+  appId: string;
+  appKey?: string | undefined;
+  /** Topic template; `{APP_ID}` is replaced. */
+  topic: string;
+  devices: number;
+  /** Messages per second over all devices, after the first message of each device. */
+  rate: number;
+  qos: 0 | 1 | 2;
+  /** Stop after this many messages in all (the first round included); unset: run until stopped. */
+  count?: number | undefined;
+  mqtt?: IClientOptions;
+  log: FastifyBaseLogger;
+  random?: () => number;
+}
+
+interface Sensor {
+  id: string;
+  imei: string;
+  iccid: string;
+  state: 'open' | 'close';
+  battery: number;
+  csq: number;
+  timestamp: number;
+  last: string | null;
+}
+
+const TICK_MS = 50;
+
+export class Simulator {
+  readonly #options: SimulatorOptions;
+  readonly #random: () => number;
+  readonly #sensors: Sensor[] = [];
+  readonly #topic: string;
+  #client: MqttClient | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #sent = 0;
+  #credit = 0;
+  #done: Promise<void> | null = null;
+  #finish: () => void = () => {};
+
+  constructor(options: SimulatorOptions) {
+    this.#options = options;
+    this.#random = options.random ?? Math.random;
+    this.#topic = options.topic.replaceAll('{APP_ID}', options.appId);
+    for (let i = 0; i < options.devices; i++) this.#sensors.push(this.#sensor(i));
+  }
+
+  get sent(): number {
+    return this.#sent;
+  }
+
+  /** Connects, sends each sensor's first message, then `rate` messages a second. Resolves once connected. */
+  async start(): Promise<void> {
+    const o = this.#options;
+    this.#done = new Promise((resolve) => (this.#finish = resolve));
+    const client = await mqtt.connectAsync(o.url, {
+      clientId: `wiihey-simulator-${process.pid}-${Math.floor(this.#random() * 1e9)}`,
+      username: o.appId,
+      password: o.appKey,
+      reconnectPeriod: 1000,
+      ...o.mqtt,
+    });
+    this.#client = client;
+    client.on('error', (err) => o.log.warn({ err: err.message }, 'simulator: MQTT error'));
+    o.log.info({ url: o.url, topic: this.#topic, devices: o.devices, rate: o.rate }, 'simulator publishing');
+    for (const sensor of this.#sensors) {
+      if (!this.#publishNext(sensor)) return;
+    }
+    this.#timer = setInterval(() => this.#tick(), TICK_MS);
+  }
+
+  /** Resolves when `count` messages were sent (never, without a count). */
+  finished(): Promise<void> {
+    return this.#done ?? Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    const client = this.#client;
+    this.#client = null;
+    if (client !== null) await client.endAsync();
+    this.#finish();
+  }
+
+  #tick(): void {
+    if (this.#sensors.length === 0) return;
+    this.#credit += (this.#options.rate * TICK_MS) / 1000;
+    while (this.#credit >= 1) {
+      this.#credit--;
+      const sensor = this.#sensors[Math.floor(this.#random() * this.#sensors.length)]!;
+      if (!this.#publishNext(sensor)) return;
+    }
+  }
+
+  /** Publishes one message; false once the count is reached. */
+  #publishNext(sensor: Sensor): boolean {
+    const client = this.#client;
+    if (client === null) return false;
+    const roll = this.#random();
+    let payload: string;
+    if (sensor.last !== null && roll < 0.04) {
+      payload = sensor.last; // a QoS 1 redelivery: the very same message again
+    } else if (sensor.last !== null && roll < 0.08) {
+      // a retry that arrives after newer messages (SPEC §2: up to 3 retries, days apart)
+      payload = this.#format(sensor, sensor.state === 'open' ? 'close' : 'open', sensor.timestamp - 60 - Math.floor(this.#random() * 3600));
+    } else {
+      if (sensor.last === null || roll < 0.55) sensor.state = sensor.state === 'open' ? 'close' : 'open';
+      sensor.timestamp = Math.max(Math.floor(Date.now() / 1000), sensor.timestamp + 1);
+      sensor.battery = Math.max(0, sensor.battery - 1 - Math.floor(this.#random() * 5));
+      sensor.csq = Math.min(31, Math.max(5, sensor.csq + Math.floor(this.#random() * 5) - 2));
+      payload = this.#format(sensor, sensor.state, sensor.timestamp);
+      sensor.last = payload;
+    }
+    client.publish(this.#topic, payload, { qos: this.#options.qos });
+    this.#sent++;
+    if (this.#options.count !== undefined && this.#sent >= this.#options.count) {
+      void this.stop();
+      return false;
+    }
+    return true;
+  }
+
+  /** The two vendor formats of SPEC §2: the sample client's numbers, the API document's strings. */
+  #format(sensor: Sensor, state: string, timestamp: number): string {
+    if (this.#random() < 0.7) {
+      return JSON.stringify({
+        DeviceID: sensor.id,
+        State: state,
+        BatteryLevel: sensor.battery,
+        CSQ: sensor.csq,
+        IMEI: sensor.imei,
+        CCID: sensor.iccid,
+        Timestamp: timestamp,
+      });
+    }
+    return JSON.stringify({
+      CustomerID: this.#options.appId,
+      DeviceID: sensor.id,
+      Timestamp: String(timestamp),
+      State: state,
+      IMEI: sensor.imei,
+      ICCID: sensor.iccid,
+      CSQ: String(sensor.csq),
+      BatteryLevel: sensor.battery,
+    });
+  }
+
+  #sensor(i: number): Sensor {
+    return {
+      id: (0x5da60000 + i).toString(16),
+      imei: String(351756051500000 + i),
+      iccid: String(89014103243534000000n + BigInt(i)),
+      state: this.#random() < 0.8 ? 'close' : 'open',
+      battery: 6000 + Math.floor(this.#random() * 4000),
+      csq: 10 + Math.floor(this.#random() * 21),
+      timestamp: 0,
+      last: null,
+    };
+  }
+}

@@ -1,0 +1,106 @@
+import type { Device } from './types.js';
+
+// SPEC §4/§5: the one event stream. Every live API (WebSocket, SSE, GraphQL) and the webhooks
+// consume it; stores emit into it only after an event's effect is stored (SPEC §7).
+
+export interface UpdateEvent {
+  readonly kind: 'update';
+  readonly seq: number;
+  readonly device: Device;
+  readonly previousState: string | null;
+  readonly changed: boolean;
+}
+
+export interface SilentEvent {
+  readonly kind: 'silent';
+  readonly seq: number;
+  readonly device: Device;
+}
+
+export type DeviceEvent = UpdateEvent | SilentEvent;
+export type EventListener = (event: DeviceEvent) => void;
+
+export function updateEvent(seq: number, device: Device, previousState: string | null, changed: boolean): UpdateEvent {
+  return { kind: 'update', seq, device, previousState, changed };
+}
+
+export function silentEvent(seq: number, device: Device): SilentEvent {
+  return { kind: 'silent', seq, device };
+}
+
+export type Replay =
+  | { kind: 'events'; events: DeviceEvent[] }
+  /** The id is older than the buffer or newer than the newest seq: the client must re-read the state. */
+  | { kind: 'reset' };
+
+/**
+ * In-process fan-out with a ring buffer of the last `capacity` events, in seq order.
+ * Listeners run synchronously in publish order; one that throws is reported and the rest still run.
+ */
+export class EventStream {
+  readonly #listeners = new Set<EventListener>();
+  readonly #ring: (DeviceEvent | undefined)[];
+  #start = 0;
+  #size = 0;
+  #lastSeq = 0;
+
+  constructor(
+    readonly capacity: number,
+    private readonly onListenerError: (err: unknown) => void,
+  ) {
+    this.#ring = new Array(capacity);
+  }
+
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+
+  /** Sets the seq the stream continues from (a durable store resumes where it stopped). */
+  resume(lastSeq: number): void {
+    this.#lastSeq = lastSeq;
+  }
+
+  publish(event: DeviceEvent): void {
+    if (event.seq <= this.#lastSeq) throw new Error(`event seq ${event.seq} is not after ${this.#lastSeq}`);
+    this.#lastSeq = event.seq;
+    if (this.capacity > 0) {
+      if (this.#size < this.capacity) {
+        this.#ring[(this.#start + this.#size++) % this.capacity] = event;
+      } else {
+        this.#ring[this.#start] = event;
+        this.#start = (this.#start + 1) % this.capacity;
+      }
+    }
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The events after `seq`, for a client that reconnects with the last seq it saw. */
+  replayAfter(seq: number): Replay {
+    if (seq > this.#lastSeq) return { kind: 'reset' };
+    if (seq === this.#lastSeq) return { kind: 'events', events: [] };
+    const oldest = this.#size === 0 ? this.#lastSeq + 1 : this.#ring[this.#start]!.seq;
+    // seqs are dense within one stream: a gap before the oldest buffered event means we lost some
+    if (seq < oldest - 1) return { kind: 'reset' };
+    const events: DeviceEvent[] = [];
+    for (let i = 0; i < this.#size; i++) {
+      const event = this.#ring[(this.#start + i) % this.capacity]!;
+      if (event.seq > seq) events.push(event);
+    }
+    return { kind: 'events', events };
+  }
+}

@@ -1,0 +1,104 @@
+import type { Device, DeviceRecord, HistoryEntry } from './types.js';
+
+// SPEC §4, the table every store answers to. Pure: no I/O, no clock but `receivedAt`.
+// test/devices/rules.cases.ts holds its rows as data for this unit and for every store.
+
+export type Outcome =
+  | { kind: 'update'; device: Device; previousState: string | null; changed: boolean; entry: HistoryEntry }
+  | { kind: 'duplicate' }
+  | { kind: 'late'; entry: HistoryEntry };
+
+export type OutcomeKind = Outcome['kind'];
+
+export function isoSeconds(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
+}
+
+export function historyEntry(rec: DeviceRecord, receivedAt: string, kind: HistoryEntry['kind']): HistoryEntry {
+  return {
+    timestamp: rec.timestamp,
+    state: rec.state,
+    batteryLevel: rec.batteryLevel,
+    csq: rec.csq,
+    receivedAt,
+    kind,
+  };
+}
+
+/** Builds a Device with every field set, in one order, so that all devices share one hidden class. */
+export function makeDevice(
+  rec: DeviceRecord,
+  previousState: string | null,
+  lastChangedAt: string,
+  receivedAt: string,
+  messages: number,
+): Device {
+  return {
+    deviceId: rec.deviceId,
+    appId: rec.appId,
+    state: rec.state,
+    previousState,
+    batteryLevel: rec.batteryLevel,
+    imei: rec.imei,
+    iccid: rec.iccid,
+    csq: rec.csq,
+    timestamp: rec.timestamp,
+    lastSeenAt: isoSeconds(rec.timestamp),
+    lastChangedAt,
+    receivedAt,
+    silent: false, // SPEC §4: the next accepted message clears silence
+    messages,
+    attributes: rec.attributes,
+  };
+}
+
+/** The same device, marked silent; a new object, so that events already sent keep their snapshot. */
+export function markSilent(device: Device): Device {
+  return { ...device, silent: true };
+}
+
+/**
+ * Applies one normalized message to the stored latest state of its device.
+ * `receivedAt` is the bridge clock's ISO time of arrival.
+ */
+export function apply(current: Device | undefined, rec: DeviceRecord, receivedAt: string): Outcome {
+  if (current === undefined) {
+    // SPEC §4: a new device is a state change from null
+    const device = makeDevice(rec, null, isoSeconds(rec.timestamp), receivedAt, 1);
+    return { kind: 'update', device, previousState: null, changed: true, entry: historyEntry(rec, receivedAt, 'update') };
+  }
+  if (rec.timestamp < current.timestamp) {
+    return { kind: 'late', entry: historyEntry(rec, receivedAt, 'late') };
+  }
+  const changed = rec.state !== current.state;
+  if (rec.timestamp === current.timestamp && !changed) return { kind: 'duplicate' };
+  // SPEC §4: same timestamp, state differs → taken as newer (arrival order breaks the tie)
+  const device = changed
+    ? makeDevice(rec, current.state, isoSeconds(rec.timestamp), receivedAt, current.messages + 1)
+    : makeDevice(rec, current.previousState, current.lastChangedAt, receivedAt, current.messages + 1);
+  return {
+    kind: 'update',
+    device,
+    previousState: current.state,
+    changed,
+    entry: historyEntry(rec, receivedAt, 'update'),
+  };
+}
+
+/**
+ * Inserts an entry into a newest-first history, in timestamp order, keeping at most `limit`.
+ * Entries of equal timestamp keep arrival order (the newer arrival first). Mutates `history`.
+ * Returns false, inserting nothing, when an entry of the same timestamp and state is there:
+ * a late message redelivered by the broker (QoS 1) is a duplicate, not a second late message.
+ */
+export function insertHistory(history: HistoryEntry[], entry: HistoryEntry, limit: number): boolean {
+  let i = 0;
+  while (i < history.length && history[i]!.timestamp > entry.timestamp) i++;
+  for (let j = i; j < history.length && history[j]!.timestamp === entry.timestamp; j++) {
+    if (history[j]!.state === entry.state) return false;
+  }
+  if (i >= limit) return true; // older than everything kept: counted, not kept
+  history.splice(i, 0, entry);
+  if (history.length > limit) history.length = limit;
+  return true;
+}

@@ -1,0 +1,47 @@
+import type { DeviceEvent, UpdateEvent } from './events.js';
+import type { Device, DeviceRecord, HistoryEntry } from './types.js';
+
+// The device store: the memory store now, SQLite (DATA_DIR) and Redis (REDIS_URL) next.
+// Every implementation runs test/devices/store.contract.ts. Async throughout, since the
+// durable ones are; an event leaves the store only once its effect is stored (SPEC §7).
+
+export type StoreOutcome = { kind: 'update'; event: UpdateEvent } | { kind: 'duplicate' } | { kind: 'late' };
+
+export interface ListQuery {
+  state?: string | undefined;
+  silent?: boolean | undefined;
+  /** Only devices whose id sorts after this one. */
+  after?: string | undefined;
+  limit: number;
+}
+
+export interface DevicePage {
+  items: Device[];
+  /** Devices matching the filter, on all pages. */
+  total: number;
+  /** The last deviceId of this page when more follow, else null. */
+  lastId: string | null;
+}
+
+export interface StoreSummary {
+  devices: number;
+  byState: Record<string, number>;
+  silent: number;
+}
+
+export interface DeviceStore {
+  /** Created once with the store's data and kept with it (webhook ids derive from it, SPEC §5). */
+  readonly storeId: string;
+  /** The seq of the newest event this store emitted. */
+  lastSeq(): Promise<number>;
+  /** Applies SPEC §4 to one message atomically; an update gets the next seq. */
+  apply(record: DeviceRecord, receivedAt: string): Promise<StoreOutcome>;
+  get(deviceId: string): Promise<Device | undefined>;
+  list(query: ListQuery): Promise<DevicePage>;
+  /** Newest first; undefined for an unknown device. */
+  history(deviceId: string, limit: number): Promise<HistoryEntry[] | undefined>;
+  /** Marks the devices whose timestamp is older than `cutoff` (Unix seconds) silent; one event each. */
+  markSilent(cutoff: number): Promise<DeviceEvent[]>;
+  summary(): Promise<StoreSummary>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
+import { apply, insertHistory, markSilent } from '../rules.js';
+import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
+import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
+
+interface Slot {
+  device: Device;
+  history: HistoryEntry[];
+}
+
+export interface MemoryStoreOptions {
+  historyLimit: number;
+}
+
+/** Keeps everything in this process (DATA_DIR empty): fast, and gone with the process. */
+export class MemoryStore implements DeviceStore {
+  readonly storeId = randomUUID().replaceAll('-', '');
+  readonly #slots = new Map<string, Slot>();
+  readonly #byState = new Map<string, number>();
+  readonly #historyLimit: number;
+  #seq = 0;
+  #silent = 0;
+  // Ids in order for pagination: a sorted run plus the ids added since, merged on the next list.
+  // Sorting on every new device would make loading a million devices quadratic.
+  #sorted: string[] = [];
+  #added: string[] = [];
+
+  constructor(options: MemoryStoreOptions) {
+    this.#historyLimit = options.historyLimit;
+  }
+
+  async lastSeq(): Promise<number> {
+    return this.#seq;
+  }
+
+  async apply(record: DeviceRecord, receivedAt: string): Promise<StoreOutcome> {
+    const slot = this.#slots.get(record.deviceId);
+    const outcome = apply(slot?.device, record, receivedAt);
+    if (outcome.kind === 'duplicate') return outcome;
+    if (outcome.kind === 'late') {
+      return insertHistory(slot!.history, outcome.entry, this.#historyLimit) ? outcome : { kind: 'duplicate' };
+    }
+    const device = outcome.device;
+    if (slot === undefined) {
+      this.#slots.set(device.deviceId, { device, history: [outcome.entry] });
+      this.#added.push(device.deviceId);
+    } else {
+      this.#count(slot.device, -1);
+      slot.device = device;
+      insertHistory(slot.history, outcome.entry, this.#historyLimit);
+    }
+    this.#count(device, 1);
+    return { kind: 'update', event: updateEvent(++this.#seq, device, outcome.previousState, outcome.changed) };
+  }
+
+  async get(deviceId: string): Promise<Device | undefined> {
+    return this.#slots.get(deviceId)?.device;
+  }
+
+  async list(query: ListQuery): Promise<DevicePage> {
+    const ids = this.#ids();
+    let i = 0;
+    if (query.after !== undefined) {
+      let hi = ids.length;
+      while (i < hi) {
+        const mid = (i + hi) >>> 1;
+        if (ids[mid]! <= query.after) i = mid + 1;
+        else hi = mid;
+      }
+    }
+    const items: Device[] = [];
+    let more = false;
+    for (; i < ids.length; i++) {
+      const device = this.#slots.get(ids[i]!)!.device;
+      if (!matches(device, query)) continue;
+      if (items.length === query.limit) {
+        more = true;
+        break;
+      }
+      items.push(device);
+    }
+    return { items, total: this.#total(query), lastId: more ? items[items.length - 1]!.deviceId : null };
+  }
+
+  async history(deviceId: string, limit: number): Promise<HistoryEntry[] | undefined> {
+    return this.#slots.get(deviceId)?.history.slice(0, limit);
+  }
+
+  async markSilent(cutoff: number): Promise<DeviceEvent[]> {
+    const events: DeviceEvent[] = [];
+    for (const slot of this.#slots.values()) {
+      if (slot.device.silent || slot.device.timestamp >= cutoff) continue;
+      slot.device = markSilent(slot.device);
+      this.#silent++;
+      events.push(silentEvent(++this.#seq, slot.device));
+    }
+    return events;
+  }
+
+  async summary(): Promise<StoreSummary> {
+    return { devices: this.#slots.size, byState: Object.fromEntries(this.#byState), silent: this.#silent };
+  }
+
+  async close(): Promise<void> {}
+
+  #count(device: Device, delta: 1 | -1): void {
+    const n = (this.#byState.get(device.state) ?? 0) + delta;
+    if (n === 0) this.#byState.delete(device.state);
+    else this.#byState.set(device.state, n);
+    if (device.silent) this.#silent += delta;
+  }
+
+  #total(query: ListQuery): number {
+    if (query.state === undefined && query.silent === undefined) return this.#slots.size;
+    if (query.silent === undefined) return this.#byState.get(query.state!) ?? 0;
+    if (query.state === undefined) return query.silent ? this.#silent : this.#slots.size - this.#silent;
+    let n = 0;
+    for (const slot of this.#slots.values()) if (matches(slot.device, query)) n++;
+    return n;
+  }
+
+  #ids(): string[] {
+    if (this.#added.length > 0) {
+      this.#sorted = mergeSorted(this.#sorted, this.#added.sort());
+      this.#added = [];
+    }
+    return this.#sorted;
+  }
+}
+
+function matches(device: Device, query: ListQuery): boolean {
+  return (
+    (query.state === undefined || device.state === query.state) &&
+    (query.silent === undefined || device.silent === query.silent)
+  );
+}
+
+function mergeSorted(a: string[], b: string[]): string[] {
+  if (a.length === 0) return b;
+  const out = new Array<string>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
+}

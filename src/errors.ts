@@ -1,0 +1,9 @@
+import createError from '@fastify/error';
+
+// Every HTTP-facing error of the bridge, the key equal to the code (the FST_ERR_* convention).
+// openapi.yaml lists, for each route, the codes it can answer with; test/http/errors.test.ts checks it.
+
+export const BRG_ERR_DEVICE_NOT_FOUND = createError('BRG_ERR_DEVICE_NOT_FOUND', "device '%s' not found", 404);
+export const BRG_ERR_INVALID_CURSOR = createError('BRG_ERR_INVALID_CURSOR', 'cursor is not one this service handed out', 400);
+export const BRG_ERR_ROUTE_NOT_FOUND = createError('BRG_ERR_ROUTE_NOT_FOUND', 'no route %s %s', 404);
+export const BRG_ERR_INTERNAL = createError('BRG_ERR_INTERNAL', 'internal server error', 500);

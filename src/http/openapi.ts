@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance, FastifySchema, HTTPMethods } from 'fastify';
+import YAML from 'yaml';
+
+// openapi.yaml is the single source of the REST shapes: routes take their request and response
+// schemas from it by operationId, so the document and the routes cannot drift apart.
+// Shapes shared with ajv and the other documents live in schema/*.json; the document refers to
+// them and loadOpenApi() inlines them into components.schemas.
+
+const ROOT = new URL('../../', import.meta.url);
+
+type Json = Record<string, unknown>;
+
+export interface OpenApiDocument {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, Json>; parameters: Record<string, Parameter> };
+  [key: string]: unknown;
+}
+
+interface Parameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required?: boolean;
+  description?: string;
+  schema: Json;
+}
+
+interface Operation {
+  operationId: string;
+  parameters?: (Parameter | { $ref: string })[];
+  responses: Record<string, { content?: { 'application/json'?: { schema: Json } } }>;
+}
+
+export interface RouteSpec {
+  method: HTTPMethods;
+  url: string;
+  schema: FastifySchema;
+}
+
+export function loadOpenApi(): OpenApiDocument {
+  const doc = YAML.parse(readFileSync(new URL('openapi.yaml', ROOT), 'utf8')) as OpenApiDocument;
+  for (const [name, schema] of Object.entries(doc.components.schemas)) {
+    const ref = schema.$ref;
+    if (typeof ref === 'string' && ref.startsWith('./')) {
+      const { $id: _id, $schema: _schema, ...inlined } = JSON.parse(readFileSync(new URL(ref, ROOT), 'utf8')) as Json;
+      doc.components.schemas[name] = inlined;
+    }
+  }
+  return doc;
+}
+
+/** Registers every component schema with Fastify as `Name#`, for routes and the serializer. */
+export function addComponentSchemas(app: FastifyInstance, doc: OpenApiDocument): void {
+  for (const [name, schema] of Object.entries(doc.components.schemas)) {
+    app.addSchema({ $id: name, ...(toFastify(schema) as Json) });
+  }
+}
+
+/** The method, Fastify url and schema of an operation of the document. */
+export function route(doc: OpenApiDocument, operationId: string): RouteSpec {
+  for (const [path, operations] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(operations)) {
+      if (operation.operationId !== operationId) continue;
+      return { method: method.toUpperCase() as HTTPMethods, url: toFastifyPath(path), schema: schemaOf(doc, operation) };
+    }
+  }
+  throw new Error(`openapi.yaml has no operation ${operationId}`);
+}
+
+export function toFastifyPath(path: string): string {
+  return path.replace(/\{([^}]+)\}/g, ':$1');
+}
+
+function schemaOf(doc: OpenApiDocument, operation: Operation): FastifySchema {
+  const schema: FastifySchema = { response: {} };
+  const params = (operation.parameters ?? []).map((p) =>
+    '$ref' in p ? doc.components.parameters[p.$ref.replace('#/components/parameters/', '')]! : p,
+  );
+  for (const where of ['path', 'query'] as const) {
+    const list = params.filter((p) => p.in === where);
+    if (list.length === 0) continue;
+    schema[where === 'path' ? 'params' : 'querystring'] = {
+      type: 'object',
+      additionalProperties: false,
+      properties: Object.fromEntries(list.map((p) => [p.name, toFastify(p.schema)])),
+      required: list.filter((p) => p.required).map((p) => p.name),
+    };
+  }
+  for (const [status, response] of Object.entries(operation.responses)) {
+    const body = response.content?.['application/json']?.schema;
+    if (body !== undefined) (schema.response as Json)[status] = toFastify(body);
+  }
+  return schema;
+}
+
+/** `#/components/schemas/X` → `X#`, the id addComponentSchemas() gives it. */
+function toFastify(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(toFastify);
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Json = {};
+  for (const [key, v] of Object.entries(value)) {
+    out[key] = key === '$ref' && typeof v === 'string' ? v.replace(/^#\/components\/schemas\/(.+)$/, '$1#') : toFastify(v);
+  }
+  return out;
+}

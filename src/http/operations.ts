@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import { route, type OpenApiDocument } from './openapi.js';
+
+// SPEC §5: health, readiness, counters and rejected messages; /openapi.json serves the document.
+
+export async function operationRoutes(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
+  const startedAt = Date.now();
+
+  app.route({ ...route(opts.doc, 'getHealth'), handler: async () => ({ status: 'ok' }) });
+
+  app.route({
+    ...route(opts.doc, 'getReadiness'),
+    handler: async (_request, reply) => {
+      const reasons = app.ingest.problems();
+      if (reasons.length > 0) reply.code(503);
+      return { status: reasons.length === 0 ? 'ready' : 'unavailable', reasons };
+    },
+  });
+
+  app.route({
+    ...route(opts.doc, 'getStats'),
+    handler: async () => {
+      const summary = await app.devices.store.summary();
+      const { accepted, duplicate, late } = app.devices.counts;
+      const { received, invalid } = app.ingest.totals;
+      return {
+        ...summary,
+        messages: { received, accepted, duplicate, late, invalid },
+        mqtt: app.ingest.status(),
+        uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
+      };
+    },
+  });
+
+  app.route({
+    ...route(opts.doc, 'listRejections'),
+    handler: async () => ({ items: app.ingest.rejections.items(), counts: app.ingest.rejections.counts() }),
+  });
+
+  app.route({ ...route(opts.doc, 'getOpenApi'), handler: async () => opts.doc });
+}

@@ -1,0 +1,35 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { BRG_ERR_INTERNAL, BRG_ERR_ROUTE_NOT_FOUND } from '../errors.js';
+import { deviceRoutes } from './devices.js';
+import { addComponentSchemas, loadOpenApi } from './openapi.js';
+import { operationRoutes } from './operations.js';
+
+async function httpPlugin(app: FastifyInstance): Promise<void> {
+  const doc = loadOpenApi();
+  addComponentSchemas(app, doc);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 500) {
+      // SPEC §9: a 5xx never carries an internal message or a stack
+      request.log.error({ err: error }, 'request failed');
+      const internal = new BRG_ERR_INTERNAL();
+      return reply.code(500).send({ statusCode: 500, code: internal.code, error: 'Internal Server Error', message: internal.message });
+    }
+    if (status >= 400 && error.validation === undefined) request.log.info({ code: error.code }, error.message);
+    return reply.code(status).send(error);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(new BRG_ERR_ROUTE_NOT_FOUND(request.method, request.url.split('?')[0]));
+  });
+
+  await app.register(swagger, { mode: 'static', specification: { document: doc as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(deviceRoutes, { doc });
+  await app.register(operationRoutes, { doc });
+}
+
+export default fp(httpPlugin, { name: 'http', dependencies: ['devices', 'ingest'] });

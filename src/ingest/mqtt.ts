@@ -1,0 +1,262 @@
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { FastifyBaseLogger } from 'fastify';
+import type { MqttConfig } from '../config.js';
+import type { Clock, DeviceService } from '../devices/service.js';
+import { normalize, type NormalizeLimits } from './normalize.js';
+import { RejectionLog } from './rejections.js';
+import { topicMatcher } from './topics.js';
+
+// SPEC §2/§6: one MQTT subscription to the WiiHey platform. QoS 1 with a persistent session,
+// and the PUBACK only once the message's effect is stored (SPEC §7): mqttjs/MQTT.js#209, the
+// handleMessage callback gates the PUBACK and the next message.
+
+export interface MqttStatus {
+  connected: boolean;
+  /** Every configured topic is subscribed on the current connection. */
+  subscribed: boolean;
+  /** ISO 8601: when the connection entered its current state; null before the first attempt ends. */
+  since: string | null;
+  reconnects: number;
+  lastError: string | null;
+}
+
+export interface MessageTotals {
+  received: number;
+  invalid: number;
+}
+
+export interface IngestOptions {
+  config: MqttConfig;
+  limits: NormalizeLimits;
+  devices: DeviceService;
+  clock: Clock;
+  log: FastifyBaseLogger;
+}
+
+const STORE_RETRY_MIN_MS = 100;
+const STORE_RETRY_MAX_MS = 5_000;
+const REPEAT_ERROR_LOG_MS = 60_000;
+
+export class MqttIngest {
+  readonly rejections: RejectionLog;
+  readonly totals: MessageTotals = { received: 0, invalid: 0 };
+  readonly #config: MqttConfig;
+  readonly #limits: NormalizeLimits;
+  readonly #devices: DeviceService;
+  readonly #clock: Clock;
+  readonly #log: FastifyBaseLogger;
+  readonly #isConfigured: (topic: string) => boolean;
+  #client: MqttClient | null = null;
+  #status: MqttStatus = { connected: false, subscribed: false, since: null, reconnects: 0, lastError: null };
+  #attempt = 0;
+  #closing = false;
+  #storeError: string | null = null;
+  #lastErrorLoggedAt = 0;
+  #resolveSubscribed: () => void = () => {};
+  #rejectSubscribed: (err: Error) => void = () => {};
+  /** Settles with the first complete subscription, or rejects if closed before it. */
+  readonly subscribedOnce = new Promise<void>((resolve, reject) => {
+    this.#resolveSubscribed = resolve;
+    this.#rejectSubscribed = reject;
+  });
+
+  constructor(options: IngestOptions) {
+    this.#config = options.config;
+    this.#limits = options.limits;
+    this.#devices = options.devices;
+    this.#clock = options.clock;
+    this.#log = options.log;
+    this.rejections = new RejectionLog(options.log);
+    this.#isConfigured = topicMatcher(options.config.topics);
+    this.subscribedOnce.catch(() => {}); // a close before subscribing is no error of its own
+  }
+
+  status(): MqttStatus {
+    return { ...this.#status };
+  }
+
+  /** Why the bridge is not ready to ingest, or an empty list. */
+  problems(): string[] {
+    const problems: string[] = [];
+    if (!this.#status.connected) {
+      problems.push(`mqtt: not connected to ${safeUrl(this.#config.url)}${this.#status.lastError ? `: ${this.#status.lastError}` : ''}`);
+    } else if (!this.#status.subscribed) {
+      problems.push(`mqtt: not subscribed${this.#status.lastError ? `: ${this.#status.lastError}` : ''}`);
+    }
+    if (this.#storeError !== null) problems.push(`store: ${this.#storeError}`);
+    return problems;
+  }
+
+  start(): void {
+    const c = this.#config;
+    const options: IClientOptions = {
+      clientId: c.clientId,
+      username: c.username,
+      password: c.password,
+      clean: c.clean,
+      protocolVersion: 4,
+      keepalive: 30,
+      connectTimeout: 10_000,
+      reconnectPeriod: c.reconnectMinMs,
+      resubscribe: false, // subscribed on every connect below, whatever the broker kept
+      ca: c.ca,
+      cert: c.cert,
+      key: c.key,
+      rejectUnauthorized: !c.tlsInsecure,
+    };
+    if (c.tlsInsecure) this.#log.warn('MQTT_TLS_INSECURE=true: the broker certificate is NOT verified');
+    this.#log.info(
+      { url: safeUrl(c.url), clientId: c.clientId, topics: c.topics, qos: c.qos, clean: c.clean },
+      'connecting to MQTT',
+    );
+    const client = mqtt.connect(c.url, options);
+    this.#client = client;
+    client.handleMessage = (packet, done) => {
+      this.#handle(packet).then(
+        () => done(),
+        (err: unknown) => this.#log.error({ err }, 'message not processed; it stays unacknowledged'),
+      );
+    };
+    client.on('connect', (connack) => {
+      this.#attempt = 0;
+      client.options.reconnectPeriod = c.reconnectMinMs;
+      this.#setState(true, null);
+      this.#log.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected');
+      this.#subscribe(client);
+    });
+    client.on('reconnect', () => {
+      this.#status.reconnects++;
+      // exponential backoff with jitter: MQTT.js reads reconnectPeriod for each new timer
+      this.#attempt++;
+      const base = Math.min(c.reconnectMaxMs, c.reconnectMinMs * 2 ** Math.min(this.#attempt, 20));
+      client.options.reconnectPeriod = Math.round(base / 2 + (Math.random() * base) / 2);
+    });
+    client.on('close', () => {
+      if (this.#status.connected) this.#log.warn('MQTT connection closed');
+      this.#setState(false, this.#status.lastError);
+    });
+    client.on('error', (err) => this.#onError(err));
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#rejectSubscribed(new Error('closed before subscribing'));
+    const client = this.#client;
+    if (client === null) return;
+    this.#client = null;
+    // no DISCONNECT wait: unacknowledged messages stay with the broker for the next session
+    await client.endAsync(true);
+  }
+
+  async #handle(packet: IPublishPacket): Promise<void> {
+    const receivedAtMs = this.#clock.now();
+    this.totals.received++;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (!this.#isConfigured(packet.topic)) {
+      // a persistent session may still hold subscriptions of an older configuration (SPEC §9)
+      this.#reject(packet.topic, 'topic_not_configured', `not one of MQTT_TOPICS`, payload, receivedAtMs);
+      return;
+    }
+    const result = normalize(payload, Math.floor(receivedAtMs / 1000), this.#limits);
+    if (!result.ok) {
+      this.#reject(packet.topic, result.reason, result.detail, payload, receivedAtMs);
+      return;
+    }
+    // SPEC §7: a failed write is retried, never acknowledged, so the broker never drops the message
+    for (let delay = STORE_RETRY_MIN_MS; ; delay = Math.min(delay * 2, STORE_RETRY_MAX_MS)) {
+      try {
+        await this.#devices.accept(result.record, receivedAtMs);
+        if (this.#storeError !== null) this.#log.info('store writes work again');
+        this.#storeError = null;
+        return;
+      } catch (err) {
+        if (this.#closing) throw err;
+        if (this.#storeError === null) this.#log.error({ err }, 'store write failed; retrying');
+        this.#storeError = (err as Error).message;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  #reject(topic: string, reason: Parameters<RejectionLog['add']>[1], detail: string, payload: Buffer, nowMs: number): void {
+    this.totals.invalid++;
+    this.rejections.add(topic, reason, detail, payload, nowMs);
+  }
+
+  #subscribe(client: MqttClient): void {
+    const c = this.#config;
+    client.subscribe(c.topics, { qos: c.qos }, (err, granted) => {
+      if (client !== this.#client) return;
+      if (err) {
+        this.#onError(err);
+        return;
+      }
+      const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+      if (refused.length > 0) {
+        this.#onError(new Error(`subscription refused by the broker for ${refused.join(', ')} (check the broker's ACL)`));
+        return;
+      }
+      this.#status.subscribed = true;
+      this.#status.lastError = null;
+      this.#log.info({ topics: c.topics }, 'MQTT subscribed');
+      this.#resolveSubscribed();
+    });
+  }
+
+  #setState(connected: boolean, lastError: string | null): void {
+    if (this.#status.connected !== connected || this.#status.since === null) {
+      this.#status.since = new Date(this.#clock.now()).toISOString();
+    }
+    this.#status.connected = connected;
+    this.#status.subscribed = false;
+    this.#status.lastError = lastError;
+  }
+
+  #onError(err: Error): void {
+    if (this.#closing) return;
+    const message = describeError(err, this.#config);
+    const now = this.#clock.now();
+    if (message !== this.#status.lastError || now - this.#lastErrorLoggedAt >= REPEAT_ERROR_LOG_MS) {
+      this.#lastErrorLoggedAt = now;
+      this.#log.error({ url: safeUrl(this.#config.url), code: (err as NodeJS.ErrnoException).code }, `MQTT: ${message}`);
+    }
+    this.#status.lastError = message;
+  }
+}
+
+const TLS_TRUST_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_UNTRUSTED',
+]);
+
+function describeError(err: Error, config: MqttConfig): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && TLS_TRUST_CODES.has(code)) {
+    return `TLS: the broker's certificate is not trusted (${err.message}); check MQTT_CA_FILE`;
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: ${err.message}; check the host name in MQTT_URL`;
+  if (code === 'CERT_HAS_EXPIRED') return `TLS: the broker's certificate has expired`;
+  if (code === 'ECONNREFUSED') return `connection refused by ${safeUrl(config.url)}`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve the host of ${safeUrl(config.url)}`;
+  const reason = (err as { code?: unknown }).code;
+  if (reason === 4 || reason === 5 || reason === 134 || reason === 135) {
+    return `${err.message}: check WIIHEY_APP_ID and WIIHEY_APP_KEY`;
+  }
+  return err.message;
+}
+
+/** The URL without credentials, for logs and /readyz. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(invalid URL)';
+  }
+}
