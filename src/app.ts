@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import type { Config } from './config.js';
 import demo from './demo/plugin.js';
 import devices from './devices/plugin.js';
@@ -13,6 +13,8 @@ export interface Deps {
   clock: Clock;
   /** Connect to MQTT once ready (default true); REST-only tests turn it off. */
   connectMqtt: boolean;
+  /** Sees every route as it is added (the test that holds openapi.yaml to the routes). */
+  onRoute: (route: RouteOptions) => void;
 }
 
 export function openStore(config: Config): DeviceStore {
@@ -31,6 +33,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     requestTimeout: 30_000,
     bodyLimit: 1_048_576,
   });
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   const clock = deps.clock ?? systemClock;
   await app.register(devices, {
     store: deps.store ?? openStore(config),

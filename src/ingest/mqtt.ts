@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MqttConfig } from '../config.js';
@@ -37,7 +38,8 @@ const STORE_RETRY_MIN_MS = 100;
 const STORE_RETRY_MAX_MS = 5_000;
 const REPEAT_ERROR_LOG_MS = 60_000;
 
-export class MqttIngest {
+/** Emits 'status' (MqttStatus) whenever the connection state or its last error changes. */
+export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
   readonly rejections: RejectionLog;
   readonly totals: MessageTotals = { received: 0, invalid: 0 };
   readonly #config: MqttConfig;
@@ -61,6 +63,7 @@ export class MqttIngest {
   });
 
   constructor(options: IngestOptions) {
+    super();
     this.#config = options.config;
     this.#limits = options.limits;
     this.#devices = options.devices;
@@ -199,6 +202,7 @@ export class MqttIngest {
       this.#status.subscribed = true;
       this.#status.lastError = null;
       this.#log.info({ topics: c.topics }, 'MQTT subscribed');
+      this.emit('status', this.status());
       this.#resolveSubscribed();
     });
   }
@@ -210,6 +214,7 @@ export class MqttIngest {
     this.#status.connected = connected;
     this.#status.subscribed = false;
     this.#status.lastError = lastError;
+    this.emit('status', this.status());
   }
 
   #onError(err: Error): void {
@@ -221,6 +226,7 @@ export class MqttIngest {
       this.#log.error({ url: safeUrl(this.#config.url), code: (err as NodeJS.ErrnoException).code }, `MQTT: ${message}`);
     }
     this.#status.lastError = message;
+    this.emit('status', this.status());
   }
 }
 

@@ -1,0 +1,144 @@
+import type { Test } from 'tap';
+import type { DeviceStore, StoreOutcome } from '../../src/devices/store.js';
+import { record } from '../helpers/records.js';
+import { ruleCases } from './rules.cases.js';
+
+// One suite for every DeviceStore (memory now; SQLite and Redis next), as aedes-persistence's
+// abstract.js: a new store is finished when this passes. `open` gives a fresh, empty store
+// whose history keeps `historyLimit` entries.
+
+export type OpenStore = (t: Test, options: { historyLimit: number }) => Promise<DeviceStore>;
+
+const AT = '2026-01-01T00:00:00.000Z';
+const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
+
+export function storeContract(t: Test, name: string, open: OpenStore): void {
+  t.test(`${name} store: SPEC §4 rules`, async (t) => {
+    for (const c of ruleCases) {
+      t.test(c.name, async (t) => {
+        const store = await open(t, { historyLimit: 50 });
+        for (const rec of c.history) await store.apply(rec, AT);
+        const before = await store.get(c.message.deviceId);
+        const outcome = await store.apply(c.message, AT);
+        t.equal(outcome.kind, c.expected.kind);
+        const after = await store.get(c.message.deviceId);
+        if (outcome.kind !== 'update' || c.expected.kind !== 'update') {
+          t.same(after, before, 'the latest state is untouched');
+          return;
+        }
+        t.equal(outcome.event.changed, c.expected.changed);
+        t.equal(outcome.event.previousState, c.expected.previousState);
+        t.equal(outcome.event.device.previousState, c.expected.devicePreviousState);
+        t.equal(outcome.event.device.lastChangedAt, iso(c.expected.lastChangedAt));
+        t.equal(outcome.event.device.messages, c.expected.messages);
+        t.same(after, outcome.event.device, 'the store holds what the event carries');
+      });
+    }
+  });
+
+  t.test(`${name} store: seq increases across devices, one per event`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    t.equal(await store.lastSeq(), 0);
+    const seqs: number[] = [];
+    const push = (o: StoreOutcome): void => {
+      if (o.kind === 'update') seqs.push(o.event.seq);
+    };
+    push(await store.apply(record({ deviceId: 'a', timestamp: 10 }), AT));
+    push(await store.apply(record({ deviceId: 'b', timestamp: 10 }), AT));
+    push(await store.apply(record({ deviceId: 'a', timestamp: 10 }), AT)); // duplicate: no seq
+    push(await store.apply(record({ deviceId: 'a', timestamp: 5 }), AT)); // late: no seq
+    push(await store.apply(record({ deviceId: 'a', timestamp: 20 }), AT));
+    t.same(seqs, [1, 2, 3]);
+    const silent = await store.markSilent(15);
+    t.same(silent.map((e) => [e.kind, e.seq, e.device.deviceId]), [['silent', 4, 'b']]);
+    t.equal(await store.lastSeq(), 4);
+  });
+
+  t.test(`${name} store: list in deviceId order, filters, pages`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    const ids = ['m', 'b', 'z', 'a', 'k', 'c', 'y'];
+    for (const [i, id] of ids.entries()) {
+      await store.apply(record({ deviceId: id, state: i % 2 === 0 ? 'open' : 'close', timestamp: 100 + i }), AT);
+    }
+    const all = await store.list({ limit: 100 });
+    t.same(all.items.map((d) => d.deviceId), [...ids].sort());
+    t.equal(all.total, ids.length);
+    t.equal(all.lastId, null, 'one page: no next');
+
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const p = await store.list({ limit: 3, after });
+      t.equal(p.total, ids.length, 'total counts all pages');
+      seen.push(...p.items.map((d) => d.deviceId));
+      if (p.lastId === null) break;
+      after = p.lastId;
+    }
+    t.same(seen, [...ids].sort(), 'pages cover every device once');
+
+    await store.apply(record({ deviceId: 'd', state: 'open', timestamp: 200 }), AT);
+    const afterC = await store.list({ limit: 2, after: 'c' });
+    t.same(afterC.items.map((d) => d.deviceId), ['d', 'k'], 'a device added later takes its place');
+
+    const opened = await store.list({ state: 'open', limit: 100 });
+    t.same(opened.items.map((d) => d.deviceId), ['d', 'k', 'm', 'y', 'z']);
+    t.equal(opened.total, 5);
+
+    await store.markSilent(103); // ids applied at timestamps 100..102: m, b, z
+    const silent = await store.list({ silent: true, limit: 100 });
+    t.same(silent.items.map((d) => d.deviceId), ['b', 'm', 'z']);
+    t.equal(silent.total, 3);
+    const loud = await store.list({ silent: false, limit: 100 });
+    t.equal(loud.total, 5);
+    const silentOpen = await store.list({ silent: true, state: 'open', limit: 100 });
+    t.same(silentOpen.items.map((d) => d.deviceId), ['m', 'z']);
+    t.equal(silentOpen.total, 2);
+    t.same((await store.list({ state: 'nope', limit: 10 })).total, 0);
+  });
+
+  t.test(`${name} store: history newest first, bounded, with late entries`, async (t) => {
+    const store = await open(t, { historyLimit: 3 });
+    t.equal(await store.history('x', 10), undefined, 'unknown device');
+    for (const ts of [10, 20, 30, 40]) await store.apply(record({ deviceId: 'x', timestamp: ts, state: ts % 20 ? 'open' : 'close' }), AT);
+    await store.apply(record({ deviceId: 'x', timestamp: 35, state: 'late' }), AT);
+    const history = await store.history('x', 10);
+    t.same(history?.map((e) => [e.timestamp, e.kind]), [[40, 'update'], [35, 'late'], [30, 'update']]);
+    t.same((await store.history('x', 1))?.map((e) => e.timestamp), [40], 'limit');
+  });
+
+  t.test(`${name} store: silence`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    await store.apply(record({ deviceId: 'old', timestamp: 100 }), AT);
+    await store.apply(record({ deviceId: 'new', timestamp: 200 }), AT);
+    const events = await store.markSilent(150);
+    t.same(events.map((e) => e.device.deviceId), ['old']);
+    t.equal(events[0]?.device.silent, true);
+    t.same(await store.markSilent(150), [], 'one silent event per silence');
+    t.same(await store.summary(), { devices: 2, byState: { close: 2 }, silent: 1 });
+    const back = await store.apply(record({ deviceId: 'old', timestamp: 300 }), AT);
+    t.equal(back.kind === 'update' && back.event.device.silent, false, 'the next message clears it');
+    t.equal((await store.summary()).silent, 0);
+    t.equal((await store.get('old'))?.silent, false);
+  });
+
+  t.test(`${name} store: summary counts states`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 1 }), AT);
+    await store.apply(record({ deviceId: 'b', state: 'open', timestamp: 1 }), AT);
+    await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 2 }), AT);
+    t.same(await store.summary(), { devices: 2, byState: { open: 1, close: 1 }, silent: 0 });
+    await store.apply(record({ deviceId: 'b', state: 'close', timestamp: 2 }), AT);
+    t.same((await store.summary()).byState, { close: 2 }, 'a state with no device is gone');
+  });
+
+  t.test(`${name} store: keys like __proto__ stay data`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    const attributes = JSON.parse('{"DeviceID":"__proto__","State":"open","__proto__":{"polluted":true},"constructor":"x"}');
+    await store.apply(record({ deviceId: '__proto__', state: 'open', attributes }), AT);
+    await store.apply(record({ deviceId: 'constructor', state: 'open' }), AT);
+    t.equal((await store.get('__proto__'))?.deviceId, '__proto__');
+    t.equal((await store.get('hasOwnProperty')), undefined);
+    t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution');
+    t.equal((await store.list({ limit: 10 })).total, 2);
+  });
+}

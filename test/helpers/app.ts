@@ -1,0 +1,55 @@
+import type { Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type Deps } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import type { DeviceEvent } from '../../src/devices/events.js';
+import type { MqttStatus } from '../../src/ingest/mqtt.js';
+
+/** A configuration from these variables only (no .env, no process environment), quiet unless TEST_LOG_LEVEL. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', EMBEDDED_MQTT_PORT: '0', ...env },
+    dotenv: false,
+  });
+}
+
+/** buildApp, closed when the test ends. */
+export async function buildTestApp(t: Test, config: Config, deps: Partial<Deps> = {}): Promise<FastifyInstance> {
+  const app = await buildApp(config, deps);
+  t.teardown(() => app.close());
+  return app;
+}
+
+/** The next event of the app's event stream that `match` accepts. */
+export function nextEvent(app: FastifyInstance, match: (event: DeviceEvent) => boolean, what: string, timeoutMs = 10_000): Promise<DeviceEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const off = app.devices.events.subscribe((event) => {
+      if (!match(event)) return;
+      clearTimeout(timer);
+      off();
+      resolve(event);
+    });
+  });
+}
+
+/** Resolves with the MQTT status once `match` accepts it (now or on a later change). */
+export function mqttStatus(app: FastifyInstance, match: (status: MqttStatus) => boolean, what: string, timeoutMs = 15_000): Promise<MqttStatus> {
+  return new Promise((resolve, reject) => {
+    const check = (status: MqttStatus): void => {
+      if (!match(status)) return;
+      clearTimeout(timer);
+      app.ingest.off('status', check);
+      resolve(status);
+    };
+    const timer = setTimeout(() => {
+      app.ingest.off('status', check);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status ${JSON.stringify(app.ingest.status())}`));
+    }, timeoutMs);
+    app.ingest.on('status', check);
+    check(app.ingest.status());
+  });
+}

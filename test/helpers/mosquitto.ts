@@ -1,0 +1,208 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Test } from 'tap';
+import { requireBinary } from './binaries.js';
+import { freePort } from './ports.js';
+
+export interface MosquittoOptions {
+  tls?: boolean; // default true: a TLS listener, certs from scripts/gen-certs.sh
+  users?: Record<string, string>; // username → password; when set, allow_anonymous false
+  maxQueuedMessages?: number; // default 100_000: SPEC, tests that hold the bridge offline need more than 1000
+  persistence?: boolean; // default false: sessions live only as long as the process
+  extraConfig?: string; // appended to mosquitto.conf, after the listener block
+}
+
+export interface Mosquitto {
+  port: number; // the listener port (TLS if tls)
+  url: string; // 'mqtts://localhost:PORT' or 'mqtt://127.0.0.1:PORT'
+  certs: { dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } | null;
+  stop(): Promise<void>; // SIGTERM, wait for exit (SIGKILL after 5 s)
+  kill(): Promise<void>; // SIGKILL, wait for exit
+  start(): Promise<void>; // (re)start on the same port and config; resolves once it accepts connections
+  log(): string; // everything mosquitto printed so far, for debugging a failed test
+}
+
+const run = promisify(execFile);
+const genCerts = fileURLToPath(new URL('../../scripts/gen-certs.sh', import.meta.url));
+const readyTimeoutMs = 10_000;
+const stopTimeoutMs = 5_000;
+const addressInUseRetryMs = 5_000; // a port just freed by a kill can be refused briefly
+const pollMs = 50;
+
+// Last resort if the test process exits without its teardowns (a crash, process.exit):
+// no broker may outlive the run on a port nobody remembers.
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * A real Mosquitto on a free 127.0.0.1 port, with its own config in its own temp dir;
+ * never the machine's broker on 1883. Undefined when the binary is missing (the test
+ * is then skipped or failed by requireBinary: return at once). Killed at t's teardown.
+ */
+export async function startMosquitto(t: Test, options: MosquittoOptions = {}): Promise<Mosquitto | undefined> {
+  const tls = options.tls ?? true;
+  const bin = requireBinary(t, 'mosquitto');
+  if (bin === undefined) return undefined;
+  const passwdBin = options.users ? requireBinary(t, 'mosquitto_passwd') : null;
+  if (passwdBin === undefined) return undefined;
+  if (tls && requireBinary(t, 'openssl') === undefined) return undefined;
+
+  // Our own dir rather than t.testdir(): two brokers in one test would share a testdir.
+  const dir = await mkdtemp(join(tmpdir(), 'wiihey-mosquitto-'));
+  let child: { proc: ChildProcess; closed: Promise<void>; ended: boolean } | undefined;
+  let output = '';
+  t.teardown(async () => {
+    await kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+  // mkdtemp makes 0700; a mosquitto that dropped privileges to another user could not read it.
+  await chmod(dir, 0o755);
+
+  const lines = ['per_listener_settings false'];
+  // Started as root, mosquitto 2 switches to user `mosquitto` unless told otherwise;
+  // naming the current user keeps it able to read the files here (ignored when not root).
+  lines.push(`user ${userInfo().username}`);
+
+  let certs: Mosquitto['certs'] = null;
+  if (tls) {
+    const certDir = join(dir, 'certs');
+    await run('bash', [genCerts, certDir]);
+    const at = (name: string): string => join(certDir, name);
+    certs = {
+      dir: certDir,
+      ca: at('ca.crt'),
+      serverCert: at('server.crt'),
+      serverKey: at('server.key'),
+      clientCert: at('client.crt'),
+      clientKey: at('client.key'),
+    };
+  }
+
+  if (options.users && passwdBin) {
+    const passwordFile = join(dir, 'passwd');
+    await writeFile(passwordFile, '', { mode: 0o644 }); // exists even for users: {}, so nobody gets in
+    for (const [username, password] of Object.entries(options.users)) {
+      await run(passwdBin, ['-b', passwordFile, username, password]);
+    }
+    lines.push(`password_file ${passwordFile}`, 'allow_anonymous false');
+  } else {
+    lines.push('allow_anonymous true');
+  }
+
+  lines.push(`max_queued_messages ${options.maxQueuedMessages ?? 100_000}`);
+  if (options.persistence) {
+    // Written on SIGTERM (stop) and every autosave_interval; a SIGKILL loses what came since.
+    lines.push('persistence true', `persistence_location ${dir}/`);
+  } else {
+    lines.push('persistence false');
+  }
+  // One type per line: mosquitto 2.0.11 reads only the first word of a `log_type` line.
+  lines.push('log_dest stderr', ...['error', 'warning', 'notice', 'information'].map((type) => `log_type ${type}`));
+
+  const port = await freePort();
+  // Loopback only: a test broker is nobody else's business.
+  lines.push(`listener ${port} 127.0.0.1`);
+  if (certs) lines.push(`cafile ${certs.ca}`, `certfile ${certs.serverCert}`, `keyfile ${certs.serverKey}`);
+  if (options.extraConfig) lines.push(options.extraConfig);
+  const configFile = join(dir, 'mosquitto.conf');
+  await writeFile(configFile, lines.join('\n') + '\n', { mode: 0o644 });
+
+  function launch(): NonNullable<typeof child> {
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', () => live.forEach((p) => p.kill('SIGKILL')));
+    }
+    const proc = spawn(bin as string, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(proc);
+    const append = (chunk: string): void => {
+      output += chunk;
+    };
+    proc.stdout?.setEncoding('utf8').on('data', append);
+    proc.stderr?.setEncoding('utf8').on('data', append);
+    const state = { proc, ended: false, closed: Promise.resolve() };
+    // 'close' comes after the pipes are drained, so log() then holds the last words.
+    state.closed = new Promise<void>((resolve) => {
+      const done = (): void => {
+        state.ended = true;
+        live.delete(proc);
+        resolve();
+      };
+      proc.once('close', done);
+      proc.once('error', (err) => {
+        append(`spawn ${bin}: ${err.message}\n`);
+        done();
+      });
+    });
+    return state;
+  }
+
+  // Ready means a TCP connect succeeds: independent of log settings in extraConfig.
+  async function accepting(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  }
+
+  async function start(): Promise<void> {
+    if (child && !child.ended) return;
+    const startedAt = Date.now();
+    for (;;) {
+      const from = output.length;
+      const current = launch();
+      child = current;
+      while (!current.ended && !(await accepting())) {
+        if (Date.now() - startedAt > readyTimeoutMs) {
+          await kill();
+          throw new Error(`mosquitto not accepting on port ${port} after ${readyTimeoutMs} ms:\n${output}`);
+        }
+        await delay(pollMs);
+      }
+      if (!current.ended) return;
+      await current.closed;
+      const ownOutput = output.slice(from);
+      if (!/address already in use/i.test(ownOutput) || Date.now() - startedAt > addressInUseRetryMs) {
+        throw new Error(`mosquitto exited before accepting connections on port ${port}:\n${ownOutput}`);
+      }
+      await delay(100); // the port is still held after a kill: try again shortly
+    }
+  }
+
+  async function signal(sig: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
+    const current = child;
+    if (!current || current.ended) return true;
+    current.proc.kill(sig);
+    const timer = delay(timeoutMs, false, { ref: false });
+    return Promise.race([current.closed.then(() => true), timer]);
+  }
+
+  async function kill(): Promise<void> {
+    await signal('SIGKILL', Number.POSITIVE_INFINITY);
+  }
+
+  async function stop(): Promise<void> {
+    if (!(await signal('SIGTERM', stopTimeoutMs))) await kill();
+  }
+
+  const broker: Mosquitto = {
+    port,
+    url: tls ? `mqtts://localhost:${port}` : `mqtt://127.0.0.1:${port}`,
+    certs,
+    start,
+    stop,
+    kill,
+    log: () => output,
+  };
+  await start();
+  return broker;
+}
