@@ -113,12 +113,13 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
   const configFile = join(dir, 'mosquitto.conf');
   await writeFile(configFile, lines.join('\n') + '\n', { mode: 0o644 });
 
-  function launch(): NonNullable<typeof child> {
+  // An arrow, not a declaration: TypeScript keeps `bin` narrowed to string only in the former.
+  const launch = (): NonNullable<typeof child> => {
     if (!exitHookInstalled) {
       exitHookInstalled = true;
       process.once('exit', () => live.forEach((p) => p.kill('SIGKILL')));
     }
-    const proc = spawn(bin as string, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(bin, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
     const append = (chunk: string): void => {
       output += chunk;
@@ -140,7 +141,7 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
       });
     });
     return state;
-  }
+  };
 
   // Ready means a TCP connect succeeds: independent of log settings in extraConfig.
   async function accepting(): Promise<boolean> {
@@ -178,20 +179,22 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
     }
   }
 
-  async function signal(sig: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
-    const current = child;
-    if (!current || current.ended) return true;
-    current.proc.kill(sig);
-    const timer = delay(timeoutMs, false, { ref: false });
-    return Promise.race([current.closed.then(() => true), timer]);
-  }
-
   async function kill(): Promise<void> {
-    await signal('SIGKILL', Number.POSITIVE_INFINITY);
+    const current = child;
+    if (!current || current.ended) return;
+    current.proc.kill('SIGKILL');
+    await current.closed;
   }
 
   async function stop(): Promise<void> {
-    if (!(await signal('SIGTERM', stopTimeoutMs))) await kill();
+    const current = child;
+    if (!current || current.ended) return;
+    current.proc.kill('SIGTERM');
+    const timeout = new AbortController();
+    const timedOut = delay(stopTimeoutMs, true, { signal: timeout.signal }).catch(() => false);
+    const late = await Promise.race([current.closed.then(() => false), timedOut]);
+    timeout.abort(); // clear the timer: no handle left behind
+    if (late) await kill();
   }
 
   const broker: Mosquitto = {

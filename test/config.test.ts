@@ -1,0 +1,101 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const load = (env: Record<string, string>) => loadConfig({ env, dotenv: false });
+const refused = (env: Record<string, string>): string => {
+  try {
+    load(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  throw new Error('accepted');
+};
+
+t.test('no configuration: the embedded demo with the defaults of SPEC §6', async (t) => {
+  const config = load({});
+  t.same(config.demo, { port: 1884, devices: 20, rate: 2 });
+  t.equal(config.mqtt.url, 'mqtt://127.0.0.1:1884');
+  t.equal(config.mqtt.username, 'demo');
+  t.same(config.mqtt.topics, ['iot/demo/inbox']);
+  t.equal(config.mqtt.clientId, 'wiihey-bridge-demo');
+  t.equal(config.mqtt.qos, 1);
+  t.equal(config.mqtt.clean, false);
+  t.equal(config.host, '127.0.0.1');
+  t.equal(config.port, 3000);
+  t.equal(config.silenceAfterSeconds, 345_600);
+  t.equal(config.historyLimit, 50);
+  t.equal(config.eventBuffer, 1000);
+  t.equal(config.maxMessageBytes, 65_536);
+  t.equal(config.maxClockSkewSeconds, 86_400);
+});
+
+t.test('the WiiHey platform: templates expanded, booleans and numbers parsed', async (t) => {
+  const config = load({
+    MQTT_URL: 'mqtts://iot.wiihey.com:8883',
+    WIIHEY_APP_ID: 'a6157a33',
+    WIIHEY_APP_KEY: 'secret',
+    MQTT_TOPICS: 'iot/{APP_ID}/inbox, apps/{APP_ID}/inbox',
+    MQTT_CLEAN_SESSION: 'true',
+    MQTT_QOS: '0',
+    PORT: '8080',
+  });
+  t.equal(config.demo, null);
+  t.same(config.mqtt.topics, ['iot/a6157a33/inbox', 'apps/a6157a33/inbox']);
+  t.equal(config.mqtt.clientId, 'wiihey-bridge-a6157a33');
+  t.equal(config.mqtt.password, 'secret');
+  t.equal(config.mqtt.clean, true);
+  t.equal(config.mqtt.qos, 0);
+  t.equal(config.port, 8080);
+  t.equal(load({ MQTT_URL: 'wss://iot.wiihey.com:8884', WIIHEY_APP_ID: 'a' }).mqtt.url, 'wss://iot.wiihey.com:8884');
+});
+
+t.test('a bad value is refused with one line naming the variable', async (t) => {
+  t.equal(refused({ PORT: 'abc' }), 'PORT must be integer, got "abc"');
+  t.equal(refused({ PORT: '70000' }), 'PORT must be <= 65535, got "70000"');
+  t.match(refused({ MQTT_QOS: '3' }), /^MQTT_QOS must be equal to one of the allowed values \(0, 1, 2\)/);
+  t.match(refused({ MQTT_URL: 'http://x' }), /^MQTT_URL must match pattern/);
+  t.match(refused({ MQTT_CLEAN_SESSION: 'perhaps' }), /^MQTT_CLEAN_SESSION must be boolean/);
+  t.match(refused({ LOG_LEVEL: 'loud' }), /^LOG_LEVEL must be equal to one of the allowed values/);
+  t.match(refused({ MQTT_URL: 'mqtts://h:8883' }), /^WIIHEY_APP_ID is required/);
+  t.match(refused({ MQTT_TOPICS: 'a/#/b' }), /^MQTT_TOPICS has an invalid topic filter "a\/#\/b"/);
+  t.match(refused({ MQTT_TOPICS: ' , ' }), /^MQTT_TOPICS must name at least one topic/);
+  t.match(refused({ MQTT_CA_FILE: '/nonexistent/ca.crt' }), /^MQTT_CA_FILE: cannot read \/nonexistent\/ca\.crt \(ENOENT\)/);
+  t.match(refused({ MQTT_CERT_FILE: '/x' }), /^MQTT_KEY_FILE is required with MQTT_CERT_FILE/);
+  t.match(refused({ HOST: '0.0.0.0' }), /^HOST 0\.0\.0\.0 is not a loopback address/);
+  t.equal(load({ HOST: '0.0.0.0', ALLOW_ANONYMOUS: 'true' }).host, '0.0.0.0');
+  t.equal(load({ HOST: '::1' }).host, '::1');
+});
+
+t.test('a secret is never printed, even when it is the bad value', async (t) => {
+  const message = refused({ WIIHEY_APP_KEY: 'hunter2', PORT: 'x' });
+  t.notMatch(message, /hunter2/);
+  t.equal(load({ PORT: '', MQTT_URL: '' }).port, 3000, 'an empty variable is an unset one');
+});
+
+t.test('.env is read; the environment wins over it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wiihey-env-'));
+  const file = join(dir, '.env');
+  writeFileSync(file, 'PORT=4000\nHISTORY_LIMIT=7\n# a comment\nMQTT_TOPICS="apps/{APP_ID}/inbox"\n');
+  const config = loadConfig({ env: { PORT: '5000' }, dotenv: file });
+  t.equal(config.port, 5000);
+  t.equal(config.historyLimit, 7);
+  t.same(config.mqtt.topics, ['apps/demo/inbox']);
+});
+
+t.test('the process exits 1 with one line on a bad value', async (t) => {
+  const main = new URL('../src/main.ts', import.meta.url).pathname;
+  const result = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), main], {
+    env: { PATH: process.env.PATH, PORT: 'nope', WIIHEY_APP_KEY: 'hunter2' },
+    cwd: mkdtempSync(join(tmpdir(), 'wiihey-cwd-')), // no .env there
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  t.equal(result.status, 1);
+  t.equal(result.stderr, 'wiihey-bridge: invalid configuration: PORT must be integer, got "nope"\n');
+  t.equal(result.stdout, '');
+});

@@ -1,0 +1,51 @@
+import t from 'tap';
+import { EventStream, silentEvent, updateEvent, type DeviceEvent } from '../../src/devices/events.js';
+import { apply } from '../../src/devices/rules.js';
+import { record } from '../helpers/records.js';
+
+const outcome = apply(undefined, record(), '2026-01-01T00:00:00.000Z');
+if (outcome.kind !== 'update') throw new Error('expected an update');
+const device = outcome.device;
+const event = (seq: number): DeviceEvent => (seq % 2 ? updateEvent(seq, device, null, true) : silentEvent(seq, device));
+
+t.test('listeners get every event in order; one that throws does not stop the others', async (t) => {
+  const errors: unknown[] = [];
+  const stream = new EventStream(10, (err) => errors.push(err));
+  const got: number[] = [];
+  stream.subscribe(() => {
+    throw new Error('bad listener');
+  });
+  const off = stream.subscribe((e) => got.push(e.seq));
+  for (let seq = 1; seq <= 3; seq++) stream.publish(event(seq));
+  off();
+  stream.publish(event(4));
+  t.same(got, [1, 2, 3]);
+  t.equal(errors.length, 4);
+  t.throws(() => stream.publish(event(4)), /not after/, 'seq must increase');
+});
+
+t.test('replay after a seq: exactly the missed events, or reset', async (t) => {
+  const stream = new EventStream(3, () => {});
+  t.same(stream.replayAfter(0), { kind: 'events', events: [] }, 'nothing yet');
+  t.same(stream.replayAfter(5), { kind: 'reset' }, 'newer than the newest: a restart in between');
+  for (let seq = 1; seq <= 5; seq++) stream.publish(event(seq));
+  const seqs = (after: number) => {
+    const r = stream.replayAfter(after);
+    return r.kind === 'reset' ? 'reset' : r.events.map((e) => e.seq);
+  };
+  t.same(seqs(5), []);
+  t.same(seqs(4), [5]);
+  t.same(seqs(2), [3, 4, 5], 'the whole buffer');
+  t.equal(seqs(1), 'reset', 'older than the buffer');
+  t.equal(seqs(6), 'reset');
+});
+
+t.test('a stream resumes after the seq of a durable store', async (t) => {
+  const stream = new EventStream(3, () => {});
+  stream.resume(41);
+  t.equal(stream.lastSeq, 41);
+  t.throws(() => stream.publish(event(41)));
+  stream.publish(event(42));
+  t.same(stream.replayAfter(41), { kind: 'events', events: [event(42)] });
+  t.same(stream.replayAfter(40), { kind: 'reset' }, 'events before the restart are gone');
+});
