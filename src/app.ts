@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
+import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import demo from './demo/plugin.js';
 import devices from './devices/plugin.js';
@@ -13,6 +14,8 @@ export interface Deps {
   clock: Clock;
   /** Connect to MQTT once ready (default true); REST-only tests turn it off. */
   connectMqtt: boolean;
+  /** Where log lines go (default stdout); tests read them. */
+  logStream: DestinationStream;
   /** Sees every route as it is added (the test that holds openapi.yaml to the routes). */
   onRoute: (route: RouteOptions) => void;
 }
@@ -27,6 +30,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     logger: {
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
+      ...(deps.logStream ? { stream: deps.logStream } : {}),
     },
     // SPEC §5: device ids of 128 characters, percent-encoded (up to 12 bytes a character)
     routerOptions: { maxParamLength: 2048 },

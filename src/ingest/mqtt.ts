@@ -102,6 +102,8 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
       connectTimeout: 10_000,
       reconnectPeriod: c.reconnectMinMs,
       resubscribe: false, // subscribed on every connect below, whatever the broker kept
+      // a refused CONNECT (bad APP-KEY, say) is retried with backoff too: the service stays up and says why
+      reconnectOnConnackError: true,
       ca: c.ca,
       cert: c.cert,
       key: c.key,
