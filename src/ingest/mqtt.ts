@@ -74,6 +74,11 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     this.subscribedOnce.catch(() => {}); // a close before subscribing is no error of its own
   }
 
+  /** The broker's URL, without credentials. */
+  get url(): string {
+    return safeUrl(this.#config.url);
+  }
+
   status(): MqttStatus {
     return { ...this.#status };
   }

@@ -1,4 +1,4 @@
-import { once, type EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 import t from 'tap';
@@ -6,10 +6,22 @@ import { startMosquitto } from './mosquitto.js';
 
 const waitMs = 5_000; // every wait below ends by then, pass or fail
 
-/** The arguments of the client's next `event`; rejects after waitMs or on 'error'. */
-function next(client: MqttClient, event: 'message' | 'close' | 'connect'): Promise<unknown[]> {
-  // MqttClient is an EventEmitter at runtime; its typed-emitter declaration hides that from events.once.
-  return once(client as unknown as EventEmitter, event, { signal: AbortSignal.timeout(waitMs) });
+/** The arguments of the client's next `event`; rejects after waitMs. */
+function next(client: MqttClient, event: 'message' | 'close' | 'connect' | 'error'): Promise<unknown[]> {
+  // Not events.once: it rejects on any 'error', and a reconnecting client's refused attempts are expected.
+  // MqttClient is an EventEmitter at runtime; its typed-emitter declaration hides that.
+  const emitter = client as unknown as EventEmitter;
+  return new Promise((resolve, reject) => {
+    const onEvent = (...args: unknown[]): void => {
+      clearTimeout(timer);
+      resolve(args);
+    };
+    const timer = setTimeout(() => {
+      emitter.off(event, onEvent);
+      reject(new Error(`no '${event}' within ${waitMs} ms`));
+    }, waitMs);
+    emitter.once(event, onEvent);
+  });
 }
 
 t.test('TLS and a password file: the right password round-trips a publish, a wrong one is refused', async (t) => {
@@ -48,9 +60,13 @@ t.test('kill, then start: the broker comes back on the same port', async (t) => 
   // Reconnecting by itself, as the bridge's client does.
   const client = await mqtt.connectAsync(broker.url, { reconnectPeriod: 50, connectTimeout: waitMs });
   t.teardown(() => client.endAsync(true));
+  // While the broker is down each retry fails with ECONNREFUSED, emitted as 'error': expected here.
+  client.on('error', () => {});
   const closed = next(client, 'close');
   await broker.kill();
   await closed;
+  const [refused] = await next(client, 'error');
+  t.match(refused, { code: 'ECONNREFUSED' }, 'killed means down: a retry meets a closed port');
 
   const reconnected = next(client, 'connect');
   await broker.start();

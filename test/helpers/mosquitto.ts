@@ -1,6 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -15,7 +14,7 @@ export interface MosquittoOptions {
   users?: Record<string, string>; // username → password; when set, allow_anonymous false
   maxQueuedMessages?: number; // default 100_000: SPEC, tests that hold the bridge offline need more than 1000
   persistence?: boolean; // default false: sessions live only as long as the process
-  extraConfig?: string; // appended to mosquitto.conf, after the listener block
+  extraConfig?: string; // appended to mosquitto.conf, after the listener block; keep stderr logging (readiness reads it)
 }
 
 export interface Mosquitto {
@@ -33,12 +32,32 @@ const genCerts = fileURLToPath(new URL('../../scripts/gen-certs.sh', import.meta
 const readyTimeoutMs = 10_000;
 const stopTimeoutMs = 5_000;
 const addressInUseRetryMs = 5_000; // a port just freed by a kill can be refused briefly
-const pollMs = 50;
+// mosquitto 2.0.11 logs at information level, in src/mosquitto.c, right after its listeners listen:
+// "1795748021: mosquitto version 2.0.11 running".
+const runningLine = /mosquitto version \S+ running$/m;
+
+interface Run {
+  proc: ChildProcess;
+  output: string; // what this process printed
+  ended: boolean;
+  running: Promise<void>; // resolves on the running line, rejects if the process ends first
+  closed: Promise<void>;
+}
 
 // Last resort if the test process exits without its teardowns (a crash, process.exit):
 // no broker may outlive the run on a port nobody remembers.
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
+
+/** Whether `promise` settled within `ms` (its rejection propagates); the timer never outlives the call. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([promise.then(() => true), delay(ms, false, { signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
+}
 
 /**
  * A real Mosquitto on a free 127.0.0.1 port, with its own config in its own temp dir;
@@ -55,7 +74,7 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
 
   // Our own dir rather than t.testdir(): two brokers in one test would share a testdir.
   const dir = await mkdtemp(join(tmpdir(), 'wiihey-mosquitto-'));
-  let child: { proc: ChildProcess; closed: Promise<void>; ended: boolean } | undefined;
+  let child: Run | undefined;
   let output = '';
   t.teardown(async () => {
     await kill();
@@ -114,23 +133,24 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
   await writeFile(configFile, lines.join('\n') + '\n', { mode: 0o644 });
 
   // An arrow, not a declaration: TypeScript keeps `bin` narrowed to string only in the former.
-  const launch = (): NonNullable<typeof child> => {
+  const launch = (): Run => {
     if (!exitHookInstalled) {
       exitHookInstalled = true;
       process.once('exit', () => live.forEach((p) => p.kill('SIGKILL')));
     }
     const proc = spawn(bin, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
+    const run = { proc, output: '', ended: false } as Run;
     const append = (chunk: string): void => {
+      run.output += chunk;
       output += chunk;
     };
-    proc.stdout?.setEncoding('utf8').on('data', append);
-    proc.stderr?.setEncoding('utf8').on('data', append);
-    const state = { proc, ended: false, closed: Promise.resolve() };
-    // 'close' comes after the pipes are drained, so log() then holds the last words.
-    state.closed = new Promise<void>((resolve) => {
+    proc.stdout.setEncoding('utf8').on('data', append);
+    proc.stderr.setEncoding('utf8').on('data', append);
+    // 'close' comes after the pipes are drained, so the output then holds the last words.
+    run.closed = new Promise<void>((resolve) => {
       const done = (): void => {
-        state.ended = true;
+        run.ended = true;
         live.delete(proc);
         resolve();
       };
@@ -140,62 +160,55 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
         done();
       });
     });
-    return state;
-  };
-
-  // Ready means a TCP connect succeeds: independent of log settings in extraConfig. On a TLS
-  // listener each probe leaves one "failed: ... unexpected eof" line in log(): harmless.
-  async function accepting(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
+    // Ready = this process logged "running", which mosquitto does once its listeners listen.
+    // Not a TCP probe: while the port is free (after a kill) another process may take it,
+    // and a probe would reach that one while our mosquitto dies of EADDRINUSE.
+    run.running = new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!runningLine.test(run.output)) return;
+        proc.stderr.off('data', check);
+        resolve();
+      };
+      proc.stderr.on('data', check);
+      void run.closed.then(() => reject(new Error(`mosquitto exited before accepting connections on port ${port}:\n${run.output}`)));
     });
-  }
+    return run;
+  };
 
   async function start(): Promise<void> {
     if (child && !child.ended) return;
     const startedAt = Date.now();
     for (;;) {
-      const from = output.length;
-      const current = launch();
-      child = current;
-      while (!current.ended && !(await accepting())) {
-        if (Date.now() - startedAt > readyTimeoutMs) {
-          await kill();
-          throw new Error(`mosquitto not accepting on port ${port} after ${readyTimeoutMs} ms:\n${output}`);
-        }
-        await delay(pollMs);
+      const run = launch();
+      child = run;
+      let up: boolean;
+      try {
+        up = await settlesWithin(run.running, readyTimeoutMs - (Date.now() - startedAt));
+      } catch (err) {
+        if (run.proc.killed) throw new Error(`mosquitto on port ${port} was stopped while starting`);
+        const retry = /address already in use/i.test(run.output) && Date.now() - startedAt < addressInUseRetryMs;
+        if (!retry) throw err;
+        await delay(100); // the port is still taken (a kill a moment ago, or a squatter): try again shortly
+        continue;
       }
-      if (!current.ended) return;
-      await current.closed;
-      const ownOutput = output.slice(from);
-      if (!/address already in use/i.test(ownOutput) || Date.now() - startedAt > addressInUseRetryMs) {
-        throw new Error(`mosquitto exited before accepting connections on port ${port}:\n${ownOutput}`);
-      }
-      await delay(100); // the port is still held after a kill: try again shortly
+      if (up) return;
+      await kill();
+      throw new Error(`mosquitto not running on port ${port} after ${readyTimeoutMs} ms:\n${run.output}`);
     }
   }
 
   async function kill(): Promise<void> {
-    const current = child;
-    if (!current || current.ended) return;
-    current.proc.kill('SIGKILL');
-    await current.closed;
+    const run = child;
+    if (!run || run.ended) return;
+    run.proc.kill('SIGKILL');
+    await run.closed;
   }
 
   async function stop(): Promise<void> {
-    const current = child;
-    if (!current || current.ended) return;
-    current.proc.kill('SIGTERM');
-    const timeout = new AbortController();
-    const timedOut = delay(stopTimeoutMs, true, { signal: timeout.signal }).catch(() => false);
-    const late = await Promise.race([current.closed.then(() => false), timedOut]);
-    timeout.abort(); // clear the timer: no handle left behind
-    if (late) await kill();
+    const run = child;
+    if (!run || run.ended) return;
+    run.proc.kill('SIGTERM');
+    if (!(await settlesWithin(run.closed, stopTimeoutMs))) await kill();
   }
 
   const broker: Mosquitto = {
