@@ -53,3 +53,16 @@ export function mqttStatus(app: FastifyInstance, match: (status: MqttStatus) => 
     check(app.ingest.status());
   });
 }
+
+/** `promise`, or a rejection naming `what` after `timeoutMs`; the timer never outlives it. */
+export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${what()}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

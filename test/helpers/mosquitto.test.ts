@@ -45,7 +45,7 @@ t.test('TLS and a password file: the right password round-trips a publish, a wro
   await t.rejects(
     mqtt.connectAsync(broker.url, { ...options, username: 'bridge', password: 'wrong' }, false),
     // mosquitto 2.0.11 answers 5 "not authorized" (135 on MQTT 5), not 4 "bad user name or password".
-    { message: /not authori[sz]ed|bad user ?name or password/i },
+    { code: 5, message: /not authorized/i },
     'a wrong password is refused at CONNACK',
   );
 });

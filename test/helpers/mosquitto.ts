@@ -27,11 +27,11 @@ export interface Mosquitto {
   log(): string; // everything mosquitto printed so far, for debugging a failed test
 }
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
 const genCerts = fileURLToPath(new URL('../../scripts/gen-certs.sh', import.meta.url));
 const readyTimeoutMs = 10_000;
 const stopTimeoutMs = 5_000;
-const addressInUseRetryMs = 5_000; // a port just freed by a kill can be refused briefly
+const addressInUseRetryMs = 5_000; // while our broker was down, something else may hold its port for a moment
 // mosquitto 2.0.11 logs at information level, in src/mosquitto.c, right after its listeners listen:
 // "1795748021: mosquitto version 2.0.11 running".
 const runningLine = /mosquitto version \S+ running$/m;
@@ -91,7 +91,7 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
   let certs: Mosquitto['certs'] = null;
   if (tls) {
     const certDir = join(dir, 'certs');
-    await run('bash', [genCerts, certDir]);
+    await execFileAsync('bash', [genCerts, certDir]);
     const at = (name: string): string => join(certDir, name);
     certs = {
       dir: certDir,
@@ -107,7 +107,7 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
     const passwordFile = join(dir, 'passwd');
     await writeFile(passwordFile, '', { mode: 0o644 }); // exists even for users: {}, so nobody gets in
     for (const [username, password] of Object.entries(options.users)) {
-      await run(passwdBin, ['-b', passwordFile, username, password]);
+      await execFileAsync(passwdBin, ['-b', passwordFile, username, password]);
     }
     lines.push(`password_file ${passwordFile}`, 'allow_anonymous false');
   } else {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
-import { mqttStatus, nextEvent } from '../helpers/app.js';
+import { mqttStatus, nextEvent, withTimeout } from '../helpers/app.js';
 
 // SPEC §6/§7: QoS 1 and a persistent session under a fixed client id, so the broker keeps what
 // arrives while the bridge is away; and the bridge comes back by itself when the broker does.
@@ -29,7 +29,7 @@ t.test('messages published while the bridge is stopped arrive when it starts aga
     });
   });
   await second.app.ready();
-  await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${seen.size} of ${count} arrived`)), 20_000))]);
+  await withTimeout(all, 20_000, () => `only ${seen.size} of ${count} arrived`);
   t.equal(seen.size, count, 'every message queued by the broker arrived');
   t.ok(second.log.lines.some((l) => l.msg === 'MQTT connected' && l.sessionPresent === true), 'the broker kept the session');
   t.equal((await second.app.inject('/devices')).json().total, count);
