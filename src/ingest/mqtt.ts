@@ -253,6 +253,12 @@ function describeError(err: Error, config: MqttConfig): string {
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: ${err.message}; check the host name in MQTT_URL`;
   if (code === 'CERT_HAS_EXPIRED') return `TLS: the broker's certificate has expired`;
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
+    return 'TLS: the broker requires a client certificate; set MQTT_CERT_FILE and MQTT_KEY_FILE';
+  }
+  if (typeof code === 'string' && /^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN)$/.test(code)) {
+    return 'TLS: the broker refused the client certificate (MQTT_CERT_FILE, MQTT_KEY_FILE)';
+  }
   if (code === 'ECONNREFUSED') return `connection refused by ${safeUrl(config.url)}`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve the host of ${safeUrl(config.url)}`;
   const reason = (err as { code?: unknown }).code;

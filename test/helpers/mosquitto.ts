@@ -14,12 +14,15 @@ export interface MosquittoOptions {
   users?: Record<string, string>; // username → password; when set, allow_anonymous false
   maxQueuedMessages?: number; // default 100_000: SPEC, tests that hold the bridge offline need more than 1000
   persistence?: boolean; // default false: sessions live only as long as the process
+  websockets?: boolean; // default false: a second listener for MQTT over WebSocket (wss:// with tls)
+  requireClientCertificate?: boolean; // default false: TLS listeners require a certificate signed by the CA
   extraConfig?: string; // appended to mosquitto.conf, after the listener block; keep stderr logging (readiness reads it)
 }
 
 export interface Mosquitto {
   port: number; // the listener port (TLS if tls)
   url: string; // 'mqtts://localhost:PORT' or 'mqtt://127.0.0.1:PORT'
+  wsUrl: string | null; // 'wss://localhost:PORT' or 'ws://127.0.0.1:PORT' with websockets, else null
   certs: { dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } | null;
   stop(): Promise<void>; // SIGTERM, wait for exit (SIGKILL after 5 s)
   kill(): Promise<void>; // SIGKILL, wait for exit
@@ -127,7 +130,13 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
   const port = await freePort();
   // Loopback only: a test broker is nobody else's business.
   lines.push(`listener ${port} 127.0.0.1`);
-  if (certs) lines.push(`cafile ${certs.ca}`, `certfile ${certs.serverCert}`, `keyfile ${certs.serverKey}`);
+  const tlsLines = certs
+    ? [`cafile ${certs.ca}`, `certfile ${certs.serverCert}`, `keyfile ${certs.serverKey}`]
+    : [];
+  if (certs && options.requireClientCertificate) tlsLines.push('require_certificate true');
+  lines.push(...tlsLines);
+  const wsPort = options.websockets ? await freePort() : null;
+  if (wsPort !== null) lines.push(`listener ${wsPort} 127.0.0.1`, 'protocol websockets', ...tlsLines);
   if (options.extraConfig) lines.push(options.extraConfig);
   const configFile = join(dir, 'mosquitto.conf');
   await writeFile(configFile, lines.join('\n') + '\n', { mode: 0o644 });
@@ -214,6 +223,7 @@ export async function startMosquitto(t: Test, options: MosquittoOptions = {}): P
   const broker: Mosquitto = {
     port,
     url: tls ? `mqtts://localhost:${port}` : `mqtt://127.0.0.1:${port}`,
+    wsUrl: wsPort === null ? null : tls ? `wss://localhost:${wsPort}` : `ws://127.0.0.1:${wsPort}`,
     certs,
     start,
     stop,

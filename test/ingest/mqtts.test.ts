@@ -73,3 +73,31 @@ t.test('MQTT_TLS_INSECURE=true connects without checking, and says so', async (t
   await app.ingest.subscribedOnce;
   t.ok(log.lines.some((l) => l.level === 40 && /NOT verified/.test(l.msg)), 'a warning at start');
 });
+
+t.test('wss:// (MQTT over secure WebSocket, as the vendor demo) works too', async (t) => {
+  const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY }, websockets: true });
+  if (!broker) return;
+  const { app } = await startBridge(t, broker, { MQTT_URL: broker.wsUrl! });
+  await app.ready();
+  await app.ingest.subscribedOnce;
+  const pub = await publisher(t, broker);
+  const arrived = nextEvent(app, (e) => e.device.deviceId === 'over-wss', 'the message');
+  await pub.publishAsync(TOPIC, message('over-wss', 'open', now()), { qos: 1 });
+  await arrived;
+  t.equal((await app.inject('/stats')).json().mqtt.connected, true);
+});
+
+t.test('a client certificate: MQTT_CERT_FILE and MQTT_KEY_FILE', async (t) => {
+  const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY }, requireClientCertificate: true });
+  if (!broker) return;
+  const { app } = await startBridge(t, broker, { MQTT_CERT_FILE: broker.certs!.clientCert, MQTT_KEY_FILE: broker.certs!.clientKey });
+  await app.ready();
+  await app.ingest.subscribedOnce;
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'connected with the certificate');
+
+  const without = await startBridge(t, broker, { MQTT_CLIENT_ID: 'no-cert' });
+  await without.app.ready();
+  const refusal = await without.log.waitFor((l) => l.level === 50 && /^MQTT: /.test(l.msg), 'the refusal');
+  t.equal(refusal.msg, 'MQTT: TLS: the broker requires a client certificate; set MQTT_CERT_FILE and MQTT_KEY_FILE');
+  t.equal((await without.app.inject('/readyz')).statusCode, 503, 'refused without one');
+});
