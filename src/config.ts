@@ -29,7 +29,7 @@ const schema = {
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
     ALLOW_ANONYMOUS: { type: 'boolean', default: false },
     SILENCE_AFTER_SECONDS: { type: 'integer', minimum: 1, default: 345_600 }, // four days: a three-day heartbeat plus a day
-    SILENCE_CHECK_SECONDS: { type: 'integer', minimum: 1, maximum: 60, default: 60 }, // SPEC §4: at least once a minute
+    SILENCE_CHECK_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 60, default: 60 }, // SPEC §4: at least once a minute
     HISTORY_LIMIT: { type: 'integer', minimum: 1, maximum: 10_000, default: 50 },
     EVENT_BUFFER: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 1000 },
     MAX_MESSAGE_BYTES: { type: 'integer', minimum: 64, maximum: 16_777_216, default: 65_536 },
@@ -108,6 +108,8 @@ export interface Config {
   eventBuffer: number;
   maxMessageBytes: number;
   maxClockSkewSeconds: number;
+  /** Said at start: settings that are accepted but have no effect. */
+  warnings: string[];
 }
 
 /** A configuration error: its message is the one line printed before exit code 1. */
@@ -123,7 +125,8 @@ export interface LoadOptions {
 }
 
 export function loadConfig(options: LoadOptions = {}): Config {
-  const env = readEnv(options);
+  const warnings: string[] = [];
+  const env = readEnv(options, warnings);
   const demo = env.MQTT_URL === undefined;
   const appId = env.WIIHEY_APP_ID ?? (demo ? 'demo' : undefined);
   if (appId === undefined) throw new ConfigError('WIIHEY_APP_ID is required with MQTT_URL (the APP-ID is the MQTT username)');
@@ -177,14 +180,32 @@ export function loadConfig(options: LoadOptions = {}): Config {
     eventBuffer: env.EVENT_BUFFER,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
     maxClockSkewSeconds: env.MAX_CLOCK_SKEW_SECONDS,
+    warnings,
   };
 }
 
-function readEnv(options: LoadOptions): Env {
+// SPEC §6 variables of features this version does not have yet. Setting one must not look as if
+// it worked: API_KEYS would leave the API open while the operator believes it protected.
+const NOT_YET: Record<string, 'refuse' | 'warn'> = {
+  API_KEYS: 'refuse',
+  CORS_ORIGINS: 'refuse',
+  DATA_DIR: 'warn',
+  REDIS_URL: 'refuse',
+  MQTT_SHARED_GROUP: 'refuse',
+  WEBHOOK_URLS: 'refuse',
+  WEBHOOK_SECRET: 'warn',
+};
+
+function readEnv(options: LoadOptions, warnings: string[]): Env {
   const merged: Record<string, string> = {};
   if (options.dotenv !== false) Object.assign(merged, readDotenv(options.dotenv ?? '.env'));
   for (const [name, value] of Object.entries(options.env ?? process.env)) {
     if (value !== undefined) merged[name] = value;
+  }
+  for (const [name, policy] of Object.entries(NOT_YET)) {
+    if ((merged[name] ?? '').trim() === '') continue;
+    if (policy === 'refuse') throw new ConfigError(`${name} is not supported by this version of wiihey-bridge yet; unset it`);
+    warnings.push(`${name} is set, but this version of wiihey-bridge does not support it yet: ignored`);
   }
   const data: Record<string, string> = {};
   for (const name of Object.keys(schema.properties)) {
@@ -215,8 +236,13 @@ function configError(err: unknown, data: Record<string, string>): ConfigError {
   if (first === undefined) return new ConfigError((err as Error).message);
   const name = first.instancePath.replace(/^\//, '');
   const allowed = first.params?.allowedValues ? ` (${first.params.allowedValues.join(', ')})` : '';
-  const got = SECRETS.has(name) || data[name] === undefined ? '' : `, got ${JSON.stringify(data[name])}`;
+  const got = SECRETS.has(name) || data[name] === undefined ? '' : `, got ${JSON.stringify(withoutCredentials(data[name]))}`;
   return new ConfigError(`${name} ${first.message ?? 'is invalid'}${allowed}${got}`);
+}
+
+/** A value as it may be printed: a URL's user and password removed. */
+function withoutCredentials(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1');
 }
 
 function readTlsFile(variable: string, path: string | undefined): Buffer | undefined {

@@ -74,7 +74,19 @@ t.test('a bad value is refused with one line naming the variable', async (t) => 
 t.test('a secret is never printed, even when it is the bad value', async (t) => {
   const message = refused({ WIIHEY_APP_KEY: 'hunter2', PORT: 'x' });
   t.notMatch(message, /hunter2/);
+  const url = refused({ MQTT_URL: 'tcp://appid:s3cret@host:8883', WIIHEY_APP_ID: 'a' });
+  t.match(url, /^MQTT_URL must match pattern/);
+  t.match(url, /got "tcp:\/\/host:8883"/);
+  t.notMatch(url, /s3cret/);
   t.equal(load({ PORT: '', MQTT_URL: '' }).port, 3000, 'an empty variable is an unset one');
+});
+
+t.test('settings of features to come are refused or warned about, never silently ignored', async (t) => {
+  t.equal(refused({ API_KEYS: 'k1' }), 'API_KEYS is not supported by this version of wiihey-bridge yet; unset it');
+  t.match(refused({ REDIS_URL: 'redis://x' }), /^REDIS_URL is not supported/);
+  t.match(refused({ WEBHOOK_URLS: 'https://x' }), /^WEBHOOK_URLS is not supported/);
+  t.same(load({ DATA_DIR: './data' }).warnings, ['DATA_DIR is set, but this version of wiihey-bridge does not support it yet: ignored']);
+  t.same(load({}).warnings, []);
 });
 
 t.test('.env is read; the environment wins over it', async (t) => {

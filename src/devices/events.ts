@@ -43,9 +43,12 @@ export class EventStream {
   #start = 0;
   #size = 0;
   #lastSeq = 0;
+  /** Replays from below this seq must reset: the buffer was cleared there. */
+  #replayFloor = 0;
 
   constructor(
     readonly capacity: number,
+    /** Told of a listener that threw, and of an event out of seq order. */
     private readonly onListenerError: (err: unknown) => void,
   ) {
     this.#ring = new Array(capacity);
@@ -64,9 +67,17 @@ export class EventStream {
     this.#lastSeq = lastSeq;
   }
 
+  /** Delivers an event to every listener. Never throws: the event is already stored. */
   publish(event: DeviceEvent): void {
-    if (event.seq <= this.#lastSeq) throw new Error(`event seq ${event.seq} is not after ${this.#lastSeq}`);
-    this.#lastSeq = event.seq;
+    if (event.seq <= this.#lastSeq) {
+      // a bug or a store that hands out seqs out of order: deliver, but no replay may cross this
+      this.onListenerError(new Error(`event seq ${event.seq} is not after ${this.#lastSeq}: replay buffer cleared`));
+      this.#start = 0;
+      this.#size = 0;
+      this.#replayFloor = this.#lastSeq;
+    } else {
+      this.#lastSeq = event.seq;
+    }
     if (this.capacity > 0) {
       if (this.#size < this.capacity) {
         this.#ring[(this.#start + this.#size++) % this.capacity] = event;
@@ -91,7 +102,7 @@ export class EventStream {
 
   /** The events after `seq`, for a client that reconnects with the last seq it saw. */
   replayAfter(seq: number): Replay {
-    if (seq > this.#lastSeq) return { kind: 'reset' };
+    if (seq > this.#lastSeq || seq < this.#replayFloor) return { kind: 'reset' };
     if (seq === this.#lastSeq) return { kind: 'events', events: [] };
     const oldest = this.#size === 0 ? this.#lastSeq + 1 : this.#ring[this.#start]!.seq;
     // seqs are dense within one stream: a gap before the oldest buffered event means we lost some

@@ -28,16 +28,28 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
   await service.open();
   app.decorate('devices', service);
 
-  const sweep = (): void => {
-    service.sweepSilence().catch((err: unknown) => app.log.error({ err }, 'silence check failed'));
-  };
+  // SPEC §4: silence is checked at least once a minute; one sweep at a time, and none after close
   let timer: NodeJS.Timeout | undefined;
-  app.addHook('onReady', async () => {
-    timer = setInterval(sweep, opts.silenceCheckSeconds * 1000);
+  let sweeping: Promise<void> = Promise.resolve();
+  let closed = false;
+  const schedule = (): void => {
+    if (closed) return;
+    timer = setTimeout(() => {
+      sweeping = service
+        .sweepSilence()
+        .then(
+          () => {},
+          (err: unknown) => app.log.error({ err }, 'silence check failed'),
+        )
+        .finally(schedule);
+    }, opts.silenceCheckSeconds * 1000);
     timer.unref();
-  });
+  };
+  app.addHook('onReady', async () => schedule());
   app.addHook('onClose', async () => {
-    clearInterval(timer);
+    closed = true;
+    clearTimeout(timer);
+    await sweeping;
     await opts.store.close();
   });
 }

@@ -86,6 +86,43 @@ export function apply(current: Device | undefined, rec: DeviceRecord, receivedAt
 }
 
 /**
+ * apply() with the device's history (newest first, at most `limit`, mutated): a late message
+ * is kept in place, and one that the history already holds is a duplicate (a QoS 1 redelivery).
+ */
+export function applyWithHistory(
+  current: Device | undefined,
+  history: HistoryEntry[],
+  rec: DeviceRecord,
+  receivedAt: string,
+  limit: number,
+): Outcome {
+  const outcome = apply(current, rec, receivedAt);
+  if (outcome.kind === 'duplicate') return outcome;
+  return insertHistory(history, outcome.entry, limit) ? outcome : { kind: 'duplicate' };
+}
+
+/**
+ * Device ids in Unicode code point order, which is UTF-8 byte order: SQLite's BINARY collation
+ * and Redis's lexical ranges sort so, and every store must page alike. JavaScript's `<` compares
+ * UTF-16 units, which puts characters above U+FFFF before U+E000–U+FFFF.
+ */
+export function compareIds(a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      // surrogates (U+D800–DFFF) encode code points above U+FFFF: move them above U+E000–FFFF
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/**
  * Inserts an entry into a newest-first history, in timestamp order, keeping at most `limit`.
  * Entries of equal timestamp keep arrival order (the newer arrival first). Mutates `history`.
  * Returns false, inserting nothing, when an entry of the same timestamp and state is there:

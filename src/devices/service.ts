@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { EventStream, type DeviceEvent } from './events.js';
+import { EventStream } from './events.js';
 import type { DeviceStore, StoreOutcome } from './store.js';
 import type { DeviceRecord } from './types.js';
 
@@ -9,6 +9,8 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+const SILENCE_BATCH = 10_000;
 
 export interface DeviceServiceOptions {
   store: DeviceStore;
@@ -66,12 +68,19 @@ export class DeviceService {
     return outcome;
   }
 
-  /** SPEC §4: marks the devices silent that sent nothing for SILENCE_AFTER_SECONDS. */
-  async sweepSilence(): Promise<DeviceEvent[]> {
+  /** SPEC §4: marks the devices silent that sent nothing for SILENCE_AFTER_SECONDS. Returns how many. */
+  async sweepSilence(): Promise<number> {
     const cutoff = Math.floor(this.#clock.now() / 1000) - this.#silenceAfterSeconds;
-    const events = await this.store.markSilent(cutoff);
-    for (const event of events) this.events.publish(event);
-    if (events.length > 0) this.#log.info({ devices: events.length }, 'devices fell silent');
-    return events;
+    let total = 0;
+    for (;;) {
+      // in batches, so that a million devices falling silent at once never block the event loop
+      const events = await this.store.markSilent(cutoff, SILENCE_BATCH);
+      for (const event of events) this.events.publish(event);
+      total += events.length;
+      if (events.length < SILENCE_BATCH) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (total > 0) this.#log.info({ devices: total }, 'devices fell silent');
+    return total;
   }
 }

@@ -40,8 +40,11 @@ export interface DeviceStore {
   list(query: ListQuery): Promise<DevicePage>;
   /** Newest first; undefined for an unknown device. */
   history(deviceId: string, limit: number): Promise<HistoryEntry[] | undefined>;
-  /** Marks the devices whose timestamp is older than `cutoff` (Unix seconds) silent; one event each. */
-  markSilent(cutoff: number): Promise<DeviceEvent[]>;
+  /**
+   * Marks up to `limit` devices silent whose timestamp is older than `cutoff` (Unix seconds) and
+   * that are not silent yet; one event each. Fewer than `limit` events: none is left.
+   */
+  markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]>;
   summary(): Promise<StoreSummary>;
   close(): Promise<void>;
 }

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MqttConfig } from '../config.js';
 import type { Clock, DeviceService } from '../devices/service.js';
-import { normalize, type NormalizeLimits } from './normalize.js';
+import { normalize, type Normalized, type NormalizeLimits } from './normalize.js';
 import { RejectionLog } from './rejections.js';
 import { topicMatcher } from './topics.js';
 
@@ -54,6 +55,10 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
   #closing = false;
   #storeError: string | null = null;
   #lastErrorLoggedAt = 0;
+  /** Aborted when the current connection closes: the work on its messages stops. */
+  #connection = new AbortController();
+  /** The message being handled (MQTT.js hands over one at a time). */
+  #inFlight: Promise<void> = Promise.resolve();
   #resolveSubscribed: () => void = () => {};
   #rejectSubscribed: (err: Error) => void = () => {};
   /** Settles with the first complete subscription, or rejects if closed before it. */
@@ -122,9 +127,17 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     const client = mqtt.connect(c.url, options);
     this.#client = client;
     client.handleMessage = (packet, done) => {
-      this.#handle(packet).then(
-        () => done(),
-        (err: unknown) => this.#log.error({ err }, 'message not processed; it stays unacknowledged'),
+      const connection = this.#connection;
+      this.#inFlight = this.#handle(packet, connection.signal).then(
+        () => {
+          // A PUBACK belongs to the connection that delivered the message: MQTT.js would queue a late
+          // one for the next connection, where the broker may have given its packet id to another
+          // message. Unacknowledged, the broker redelivers, and the duplicate rule makes that harmless.
+          if (!connection.signal.aborted && client.connected) done();
+        },
+        (err: unknown) => {
+          if (!connection.signal.aborted) this.#log.error({ err }, 'message not processed; it stays unacknowledged');
+        },
       );
     };
     client.on('connect', (connack) => {
@@ -142,6 +155,9 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
       client.options.reconnectPeriod = Math.round(base / 2 + (Math.random() * base) / 2);
     });
     client.on('close', () => {
+      // stop the work of this connection: its messages will be redelivered on the next one
+      this.#connection.abort();
+      this.#connection = new AbortController();
       if (this.#status.connected) this.#log.warn('MQTT connection closed');
       this.#setState(false, this.#status.lastError);
     });
@@ -151,6 +167,8 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
   async close(): Promise<void> {
     this.#closing = true;
     this.#rejectSubscribed(new Error('closed before subscribing'));
+    this.#connection.abort();
+    await this.#inFlight;
     const client = this.#client;
     if (client === null) return;
     this.#client = null;
@@ -158,21 +176,29 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     await client.endAsync(true);
   }
 
-  async #handle(packet: IPublishPacket): Promise<void> {
+  async #handle(packet: IPublishPacket, signal: AbortSignal): Promise<void> {
     const receivedAtMs = this.#clock.now();
     this.totals.received++;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (!this.#isConfigured(packet.topic)) {
       // a persistent session may still hold subscriptions of an older configuration (SPEC §9)
-      this.#reject(packet.topic, 'topic_not_configured', `not one of MQTT_TOPICS`, payload, receivedAtMs);
+      this.#reject(packet.topic, 'topic_not_configured', 'not one of MQTT_TOPICS', payload, receivedAtMs);
       return;
     }
-    const result = normalize(payload, Math.floor(receivedAtMs / 1000), this.#limits);
+    let result: Normalized;
+    try {
+      result = normalize(payload, Math.floor(receivedAtMs / 1000), this.#limits);
+    } catch (err) {
+      // a bug of ours, not the sender's: kept for /rejections, so that the message never stalls the session
+      this.#log.error({ err, topic: packet.topic }, 'normalization failed');
+      result = { ok: false, reason: 'internal_error', detail: 'the bridge failed on this message; see its log' };
+    }
     if (!result.ok) {
       this.#reject(packet.topic, result.reason, result.detail, payload, receivedAtMs);
       return;
     }
-    // SPEC §7: a failed write is retried, never acknowledged, so the broker never drops the message
+    // SPEC §7: a failed write is retried, never acknowledged, so the broker never drops the message.
+    // Aborted with the connection (the broker redelivers on the next) or by close().
     for (let delay = STORE_RETRY_MIN_MS; ; delay = Math.min(delay * 2, STORE_RETRY_MAX_MS)) {
       try {
         await this.#devices.accept(result.record, receivedAtMs);
@@ -180,10 +206,9 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
         this.#storeError = null;
         return;
       } catch (err) {
-        if (this.#closing) throw err;
         if (this.#storeError === null) this.#log.error({ err }, 'store write failed; retrying');
         this.#storeError = (err as Error).message;
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await sleep(delay, undefined, { signal });
       }
     }
   }

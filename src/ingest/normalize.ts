@@ -19,6 +19,7 @@ export const REJECTION_REASONS = [
   'conflicting_keys',
   'timestamp_in_future',
   'topic_not_configured',
+  'internal_error',
 ] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
@@ -99,8 +100,15 @@ function toRecord(message: Record<string, unknown>, nowSeconds: number, limits: 
   // Object.keys: own keys only, so '__proto__' and 'constructor' stay data (SPEC §3)
   for (const key of Object.keys(message)) {
     const field = ALIASES.get(key.toLowerCase());
-    if (field === undefined) continue;
     const value = message[key];
+    if (field === undefined) {
+      // SPEC §2: key-value, values string, number or boolean. Nesting is refused: kept in
+      // attributes it would reach every serializer, and deep enough it overflows the stack.
+      if (typeof value === 'object' && value !== null) {
+        throw new Invalid('invalid_field', `${JSON.stringify(key)} must be a string, number or boolean, not ${Array.isArray(value) ? 'an array' : 'an object'}`);
+      }
+      continue;
+    }
     if (value === null) continue; // a field sent as null is a field not sent
     if (keyOf[field] !== undefined && found[field] !== value) {
       throw new Invalid('conflicting_keys', `${JSON.stringify(keyOf[field])} and ${JSON.stringify(key)} disagree`);

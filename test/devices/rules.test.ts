@@ -1,5 +1,5 @@
 import t from 'tap';
-import { apply, historyEntry, insertHistory, type Outcome } from '../../src/devices/rules.js';
+import { apply, applyWithHistory, compareIds, historyEntry, insertHistory, type Outcome } from '../../src/devices/rules.js';
 import type { Device, HistoryEntry } from '../../src/devices/types.js';
 import { record } from '../helpers/records.js';
 import { ruleCases } from './rules.cases.js';
@@ -12,13 +12,10 @@ for (const c of ruleCases) {
     let current: Device | undefined;
     const history: HistoryEntry[] = [];
     for (const rec of c.history) {
-      const outcome = apply(current, rec, AT);
+      const outcome = applyWithHistory(current, history, rec, AT, 50);
       if (outcome.kind === 'update') current = outcome.device;
-      if (outcome.kind !== 'duplicate') insertHistory(history, outcome.entry, 50);
     }
-    let outcome: Outcome = apply(current, c.message, AT);
-    // a late message already in the history is a duplicate (see the store contract)
-    if (outcome.kind === 'late' && !insertHistory(history, outcome.entry, 50)) outcome = { kind: 'duplicate' };
+    const outcome: Outcome = applyWithHistory(current, history, c.message, AT, 50);
     t.equal(outcome.kind, c.expected.kind);
     if (outcome.kind !== 'update' || c.expected.kind !== 'update') return;
     t.equal(outcome.changed, c.expected.changed, 'changed');
@@ -65,4 +62,10 @@ t.test('history: newest first by timestamp, bounded, late entries in place', asy
   t.notOk(insertHistory(history, entry(25), 3), 'the same timestamp and state again is a duplicate');
   t.ok(insertHistory(history, entry(25, 'close'), 3), 'same timestamp, other state: kept, newer arrival first');
   t.same(history.map((e) => `${e.timestamp}${e.state}`), ['30open', '25close', '25open']);
+});
+
+t.test('compareIds is UTF-8 byte order', async (t) => {
+  const ids = ['\u{1F600}', '\uFF5E', '\uE000', '\uD7FF', 'a', 'ab', '', '\u{10FFFF}', '\u{10000}'];
+  const byBytes = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  t.same([...ids].sort(compareIds), byBytes);
 });

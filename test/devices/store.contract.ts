@@ -49,7 +49,7 @@ export function storeContract(t: Test, name: string, open: OpenStore): void {
     push(await store.apply(record({ deviceId: 'a', timestamp: 5 }), AT)); // late: no seq
     push(await store.apply(record({ deviceId: 'a', timestamp: 20 }), AT));
     t.same(seqs, [1, 2, 3]);
-    const silent = await store.markSilent(15);
+    const silent = await store.markSilent(15, 100);
     t.same(silent.map((e) => [e.kind, e.seq, e.device.deviceId]), [['silent', 4, 'b']]);
     t.equal(await store.lastSeq(), 4);
   });
@@ -84,7 +84,7 @@ export function storeContract(t: Test, name: string, open: OpenStore): void {
     t.same(opened.items.map((d) => d.deviceId), ['d', 'k', 'm', 'y', 'z']);
     t.equal(opened.total, 5);
 
-    await store.markSilent(103); // ids applied at timestamps 100..102: m, b, z
+    await store.markSilent(103, 100); // ids applied at timestamps 100..102: m, b, z
     const silent = await store.list({ silent: true, limit: 100 });
     t.same(silent.items.map((d) => d.deviceId), ['b', 'm', 'z']);
     t.equal(silent.total, 3);
@@ -110,15 +110,36 @@ export function storeContract(t: Test, name: string, open: OpenStore): void {
     const store = await open(t, { historyLimit: 50 });
     await store.apply(record({ deviceId: 'old', timestamp: 100 }), AT);
     await store.apply(record({ deviceId: 'new', timestamp: 200 }), AT);
-    const events = await store.markSilent(150);
+    const events = await store.markSilent(150, 100);
     t.same(events.map((e) => e.device.deviceId), ['old']);
     t.equal(events[0]?.device.silent, true);
-    t.same(await store.markSilent(150), [], 'one silent event per silence');
+    t.same(await store.markSilent(150, 100), [], 'one silent event per silence');
     t.same(await store.summary(), { devices: 2, byState: { close: 2 }, silent: 1 });
     const back = await store.apply(record({ deviceId: 'old', timestamp: 300 }), AT);
     t.equal(back.kind === 'update' && back.event.device.silent, false, 'the next message clears it');
     t.equal((await store.summary()).silent, 0);
     t.equal((await store.get('old'))?.silent, false);
+  });
+
+  t.test(`${name} store: silence in batches`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    for (let i = 0; i < 5; i++) await store.apply(record({ deviceId: `d${i}`, timestamp: 100 }), AT);
+    t.equal((await store.markSilent(200, 2)).length, 2);
+    t.equal((await store.markSilent(200, 2)).length, 2);
+    t.equal((await store.markSilent(200, 2)).length, 1, 'fewer than the limit: none left');
+    t.equal((await store.markSilent(200, 2)).length, 0);
+    t.equal((await store.summary()).silent, 5);
+  });
+
+  t.test(`${name} store: ids in code point order (UTF-8 byte order)`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    // U+FF5E (3 UTF-8 bytes) sorts before U+1F600 (4 bytes), though its UTF-16 unit is larger
+    const ids = ['\u{1F600}', '\uFF5E', 'z', 'A', '\u00e9', '10', '9'];
+    for (const deviceId of ids) await store.apply(record({ deviceId }), AT);
+    const expected = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    t.same((await store.list({ limit: 100 })).items.map((d) => d.deviceId), expected);
+    const page = await store.list({ limit: 100, after: '\uFF5E' });
+    t.same(page.items.map((d) => d.deviceId), ['\u{1F600}'], 'a cursor resumes in the same order');
   });
 
   t.test(`${name} store: summary counts states`, async (t) => {

@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
+import type { DeviceEvent } from '../../src/devices/events.js';
 import { record } from '../helpers/records.js';
-import { buildTestApp, testConfig } from '../helpers/app.js';
+import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
 
 const NOW = 1_800_000_000_000; // ms
 
@@ -113,12 +114,14 @@ t.test('silence: a device falls silent after SILENCE_AFTER_SECONDS, once, and th
   const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
   await app.ready();
   await app.devices.accept(record({ deviceId: 's', timestamp: NOW / 1000 }), now);
+  const events: DeviceEvent[] = [];
+  app.devices.events.subscribe((e) => events.push(e));
   now += 60_000;
-  t.same(await app.devices.sweepSilence(), [], 'exactly the limit: not silent yet');
+  t.equal(await app.devices.sweepSilence(), 0, 'exactly the limit: not silent yet');
   now += 1000;
-  const events = await app.devices.sweepSilence();
+  t.equal(await app.devices.sweepSilence(), 1);
   t.same(events.map((e) => [e.kind, e.device.deviceId, e.device.silent]), [['silent', 's', true]]);
-  t.same(await app.devices.sweepSilence(), [], 'one event per silence');
+  t.equal(await app.devices.sweepSilence(), 0, 'one event per silence');
   t.equal((await app.inject('/devices?silent=true')).json().total, 1);
   t.equal((await app.inject('/stats')).json().silent, 1);
   await app.devices.accept(record({ deviceId: 's', timestamp: now / 1000 }), now);
@@ -169,4 +172,20 @@ t.test('a failing store answers 500 without its internal message', async (t) => 
   const res = await app.inject('/devices/x');
   t.equal(res.statusCode, 500);
   t.same(res.json(), { statusCode: 500, code: 'BRG_ERR_INTERNAL', error: 'Internal Server Error', message: 'internal server error' });
+});
+
+t.test('the silence check runs by itself (SILENCE_CHECK_SECONDS) and stops with the app', async (t) => {
+  let now = NOW;
+  const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60', SILENCE_CHECK_SECONDS: '0.02' }), {
+    connectMqtt: false,
+    clock: { now: () => now },
+  });
+  await app.ready();
+  await app.devices.accept(record({ deviceId: 'quiet', timestamp: NOW / 1000 }), now);
+  const silent = nextEvent(app, (e) => e.kind === 'silent' && e.device.deviceId === 'quiet', 'the silent event');
+  now += 61_000;
+  const event = await silent;
+  t.equal(event.device.silent, true);
+  await app.close();
+  t.equal(app.devices.events.listenerCount, 0, 'no listener left');
 });

@@ -23,6 +23,7 @@ function hostilePayloads(): Buffer[] {
   }
   for (let i = 0; i < 50; i++) {
     text('['.repeat(5000 + i) + ']'.repeat(5000 + i)); // deep JSON
+    text(`{"DeviceID":"base","State":"open","Timestamp":${ts + 1 + i},"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`); // deep inside
     text(`{"DeviceID":"base","State":"${'x'.repeat(70_000)}"}`); // over MAX_MESSAGE_BYTES
     text(`{"DeviceID":"base","State":"${'y'.repeat(65 + i)}"}`); // a state too long
     text(`{"__proto__":{"State":"open"},"DeviceID":"base","constructor":{"prototype":{"polluted":true}}}`);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
-import { apply, insertHistory, markSilent } from '../rules.js';
+import { applyWithHistory, compareIds, markSilent } from '../rules.js';
 import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
 import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
 
@@ -36,19 +36,16 @@ export class MemoryStore implements DeviceStore {
 
   async apply(record: DeviceRecord, receivedAt: string): Promise<StoreOutcome> {
     const slot = this.#slots.get(record.deviceId);
-    const outcome = apply(slot?.device, record, receivedAt);
-    if (outcome.kind === 'duplicate') return outcome;
-    if (outcome.kind === 'late') {
-      return insertHistory(slot!.history, outcome.entry, this.#historyLimit) ? outcome : { kind: 'duplicate' };
-    }
+    const history = slot?.history ?? [];
+    const outcome = applyWithHistory(slot?.device, history, record, receivedAt, this.#historyLimit);
+    if (outcome.kind !== 'update') return outcome;
     const device = outcome.device;
     if (slot === undefined) {
-      this.#slots.set(device.deviceId, { device, history: [outcome.entry] });
+      this.#slots.set(device.deviceId, { device, history });
       this.#added.push(device.deviceId);
     } else {
       this.#count(slot.device, -1);
       slot.device = device;
-      insertHistory(slot.history, outcome.entry, this.#historyLimit);
     }
     this.#count(device, 1);
     return { kind: 'update', event: updateEvent(++this.#seq, device, outcome.previousState, outcome.changed) };
@@ -65,7 +62,7 @@ export class MemoryStore implements DeviceStore {
       let hi = ids.length;
       while (i < hi) {
         const mid = (i + hi) >>> 1;
-        if (ids[mid]! <= query.after) i = mid + 1;
+        if (compareIds(ids[mid]!, query.after) <= 0) i = mid + 1;
         else hi = mid;
       }
     }
@@ -87,9 +84,10 @@ export class MemoryStore implements DeviceStore {
     return this.#slots.get(deviceId)?.history.slice(0, limit);
   }
 
-  async markSilent(cutoff: number): Promise<DeviceEvent[]> {
+  async markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]> {
     const events: DeviceEvent[] = [];
     for (const slot of this.#slots.values()) {
+      if (events.length === limit) break;
       if (slot.device.silent || slot.device.timestamp >= cutoff) continue;
       slot.device = markSilent(slot.device);
       this.#silent++;
@@ -122,7 +120,7 @@ export class MemoryStore implements DeviceStore {
 
   #ids(): string[] {
     if (this.#added.length > 0) {
-      this.#sorted = mergeSorted(this.#sorted, this.#added.sort());
+      this.#sorted = mergeSorted(this.#sorted, this.#added.sort(compareIds));
       this.#added = [];
     }
     return this.#sorted;
@@ -142,7 +140,7 @@ function mergeSorted(a: string[], b: string[]): string[] {
   let i = 0;
   let j = 0;
   let k = 0;
-  while (i < a.length && j < b.length) out[k++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length && j < b.length) out[k++] = compareIds(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!;
   while (i < a.length) out[k++] = a[i++]!;
   while (j < b.length) out[k++] = b[j++]!;
   return out;
