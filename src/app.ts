@@ -6,8 +6,10 @@ import devices from './devices/plugin.js';
 import { systemClock, type Clock } from './devices/service.js';
 import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
+import { loadOpenApi } from './http/openapi.js';
 import http from './http/plugin.js';
 import ingest from './ingest/plugin.js';
+import streams from './streams/plugin.js';
 
 export interface Deps {
   store: DeviceStore;
@@ -48,6 +50,8 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   });
   await app.register(demo, { config }); // before ingest: its broker must listen first
   await app.register(ingest, { config, clock, connect: deps.connectMqtt ?? true });
-  await app.register(http);
+  const doc = loadOpenApi();
+  await app.register(http, { doc });
+  await app.register(streams, { doc, config: config.streams });
   return app;
 }

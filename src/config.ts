@@ -37,6 +37,14 @@ const schema = {
     EMBEDDED_MQTT_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 1884 },
     DEMO_DEVICES: { type: 'integer', minimum: 0, maximum: 100_000, default: 20 },
     DEMO_RATE: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 2 },
+    WS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1024, default: 1_048_576 },
+    WS_SLOW_CLOSE_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 30 }, // SPEC §5: behind for 30 s → 1013
+    WS_PING_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 30 },
+    WS_SNAPSHOT_LIMIT: { type: 'integer', minimum: 0, default: 10_000 },
+    SSE_KEEPALIVE_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 15 },
+    GRAPHQL_MAX_ITEMS: { type: 'integer', minimum: 1, default: 10_000 },
+    GRAPHQL_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 64, default: 8 },
+    GRAPHQL_INIT_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 3 }, // graphql-ws: 4408 after 3 s
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
   },
 } as const;
@@ -67,7 +75,34 @@ interface Env {
   EMBEDDED_MQTT_PORT: number;
   DEMO_DEVICES: number;
   DEMO_RATE: number;
+  WS_MAX_BUFFERED_BYTES: number;
+  WS_SLOW_CLOSE_SECONDS: number;
+  WS_PING_SECONDS: number;
+  WS_SNAPSHOT_LIMIT: number;
+  SSE_KEEPALIVE_SECONDS: number;
+  GRAPHQL_MAX_ITEMS: number;
+  GRAPHQL_MAX_DEPTH: number;
+  GRAPHQL_INIT_TIMEOUT_SECONDS: number;
   LOG_LEVEL: string;
+}
+
+export interface StreamsConfig {
+  /** A /ws client with more unsent bytes than this gets conflated updates (SPEC §5). */
+  wsMaxBufferedBytes: number;
+  /** A client that stays over the bound this long is closed with 1013. */
+  wsSlowCloseMs: number;
+  wsPingMs: number;
+  /** Devices in one /ws snapshot frame at most. */
+  wsSnapshotLimit: number;
+  sseKeepAliveMs: number;
+}
+
+export interface GraphqlConfig {
+  /** List items one query may ask for in all (SPEC §5). */
+  maxItems: number;
+  maxDepth: number;
+  /** graphql-ws: a socket that sends no connection_init this long is closed with 4408. */
+  initTimeoutMs: number;
 }
 
 export interface MqttConfig {
@@ -108,6 +143,8 @@ export interface Config {
   eventBuffer: number;
   maxMessageBytes: number;
   maxClockSkewSeconds: number;
+  streams: StreamsConfig;
+  graphql: GraphqlConfig;
   /** Said at start: settings that are accepted but have no effect. */
   warnings: string[];
 }
@@ -180,6 +217,18 @@ export function loadConfig(options: LoadOptions = {}): Config {
     eventBuffer: env.EVENT_BUFFER,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
     maxClockSkewSeconds: env.MAX_CLOCK_SKEW_SECONDS,
+    streams: {
+      wsMaxBufferedBytes: env.WS_MAX_BUFFERED_BYTES,
+      wsSlowCloseMs: env.WS_SLOW_CLOSE_SECONDS * 1000,
+      wsPingMs: env.WS_PING_SECONDS * 1000,
+      wsSnapshotLimit: env.WS_SNAPSHOT_LIMIT,
+      sseKeepAliveMs: env.SSE_KEEPALIVE_SECONDS * 1000,
+    },
+    graphql: {
+      maxItems: env.GRAPHQL_MAX_ITEMS,
+      maxDepth: env.GRAPHQL_MAX_DEPTH,
+      initTimeoutMs: env.GRAPHQL_INIT_TIMEOUT_SECONDS * 1000,
+    },
     warnings,
   };
 }

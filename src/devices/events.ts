@@ -3,29 +3,41 @@ import type { Device } from './types.js';
 // SPEC §4/§5: the one event stream. Every live API (WebSocket, SSE, GraphQL) and the webhooks
 // consume it; stores emit into it only after an event's effect is stored (SPEC §7).
 
+/**
+ * An event's wire forms, each serialized once when a consumer first asks (devices/wire.ts) and
+ * then shared by every client of that format: fan-out never serializes per client.
+ */
+export interface Wire {
+  device: string | null;
+  ws: string | null;
+  sse: string | null;
+}
+
 export interface UpdateEvent {
   readonly kind: 'update';
   readonly seq: number;
   readonly device: Device;
   readonly previousState: string | null;
   readonly changed: boolean;
+  readonly wire: Wire;
 }
 
 export interface SilentEvent {
   readonly kind: 'silent';
   readonly seq: number;
   readonly device: Device;
+  readonly wire: Wire;
 }
 
 export type DeviceEvent = UpdateEvent | SilentEvent;
 export type EventListener = (event: DeviceEvent) => void;
 
 export function updateEvent(seq: number, device: Device, previousState: string | null, changed: boolean): UpdateEvent {
-  return { kind: 'update', seq, device, previousState, changed };
+  return { kind: 'update', seq, device, previousState, changed, wire: { device: null, ws: null, sse: null } };
 }
 
 export function silentEvent(seq: number, device: Device): SilentEvent {
-  return { kind: 'silent', seq, device };
+  return { kind: 'silent', seq, device, wire: { device: null, ws: null, sse: null } };
 }
 
 export type Replay =

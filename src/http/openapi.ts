@@ -77,14 +77,16 @@ function schemaOf(doc: OpenApiDocument, operation: Operation): FastifySchema {
   const params = (operation.parameters ?? []).map((p) =>
     '$ref' in p ? doc.components.parameters[p.$ref.replace('#/components/parameters/', '')]! : p,
   );
-  for (const where of ['path', 'query'] as const) {
+  for (const [where, key] of [['path', 'params'], ['query', 'querystring'], ['header', 'headers']] as const) {
     const list = params.filter((p) => p.in === where);
     if (list.length === 0) continue;
-    schema[where === 'path' ? 'params' : 'querystring'] = {
+    // Node lower-cases header names; headers are never all listed, so others pass
+    const name = (p: Parameter): string => (where === 'header' ? p.name.toLowerCase() : p.name);
+    schema[key] = {
       type: 'object',
-      additionalProperties: false,
-      properties: Object.fromEntries(list.map((p) => [p.name, toFastify(p.schema)])),
-      required: list.filter((p) => p.required).map((p) => p.name),
+      ...(where === 'header' ? {} : { additionalProperties: false }),
+      properties: Object.fromEntries(list.map((p) => [name(p), toFastify(p.schema)])),
+      required: list.filter((p) => p.required).map(name),
     };
   }
   for (const [status, response] of Object.entries(operation.responses)) {

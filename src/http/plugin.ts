@@ -4,11 +4,11 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { BRG_ERR_INTERNAL, BRG_ERR_ROUTE_NOT_FOUND } from '../errors.js';
 import { deviceRoutes } from './devices.js';
-import { addComponentSchemas, loadOpenApi } from './openapi.js';
+import { addComponentSchemas, type OpenApiDocument } from './openapi.js';
 import { operationRoutes } from './operations.js';
 
-async function httpPlugin(app: FastifyInstance): Promise<void> {
-  const doc = loadOpenApi();
+async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
+  const { doc } = opts;
   addComponentSchemas(app, doc);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -1,0 +1,52 @@
+import type { Device } from '../devices/types.js';
+import { BRG_ERR_INVALID_FILTER } from '../errors.js';
+
+// The filters every live API shares (SPEC §5): a set of device ids and a set of states, each
+// null for "any". `?deviceId=a,b&state=open` on /ws and /events; arrays in /ws subscribe frames.
+
+export interface EventFilter {
+  deviceIds: ReadonlySet<string> | null;
+  states: ReadonlySet<string> | null;
+}
+
+export const MATCH_ALL: EventFilter = { deviceIds: null, states: null };
+
+/** At most this many ids or states in one filter. */
+export const MAX_FILTER_ITEMS = 1000;
+
+export function matches(filter: EventFilter, device: Device): boolean {
+  return (
+    (filter.deviceIds === null || filter.deviceIds.has(device.deviceId)) &&
+    (filter.states === null || filter.states.has(device.state))
+  );
+}
+
+/** A comma-separated query value (`a,b`) as a set; undefined or empty: null (any). */
+export function parseList(value: string | undefined): Set<string> | null {
+  if (value === undefined || value === '') return null;
+  const items = value.split(',').filter((item) => item !== '');
+  return items.length === 0 ? null : new Set(items);
+}
+
+const MAX_ID_LENGTH = 128;
+const MAX_STATE_LENGTH = 64;
+
+/** Why a list of ids or states is not a filter, or null when it is one. */
+export function listProblem(items: Iterable<string>, what: 'deviceId' | 'state'): string | null {
+  const max = what === 'deviceId' ? MAX_ID_LENGTH : MAX_STATE_LENGTH;
+  let n = 0;
+  for (const item of items) {
+    if (++n > MAX_FILTER_ITEMS) return `more than ${MAX_FILTER_ITEMS} values of ${what}`;
+    if (item.length > max) return `a ${what} longer than ${max} characters`;
+  }
+  return null;
+}
+
+/** `?deviceId=a,b&state=open` as a filter; a BRG_ERR_INVALID_FILTER (400) when it is not one. */
+export function queryFilter(query: { deviceId?: string | undefined; state?: string | undefined }): EventFilter {
+  const deviceIds = parseList(query.deviceId);
+  const states = parseList(query.state);
+  const problem = (deviceIds && listProblem(deviceIds, 'deviceId')) ?? (states && listProblem(states, 'state'));
+  if (problem) throw new BRG_ERR_INVALID_FILTER(problem);
+  return { deviceIds, states };
+}

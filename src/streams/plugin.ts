@@ -1,0 +1,46 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import websocket from '@fastify/websocket';
+import type { StreamsConfig } from '../config.js';
+import type { OpenApiDocument } from '../http/openapi.js';
+import { WsClose } from './close-codes.js';
+import { sseRoutes } from './sse.js';
+import { wsRoutes, type WsClient } from './ws.js';
+
+// SPEC §5: the live streams, /ws and /events, both fed by the one event stream (devices/events.ts).
+
+export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
+
+export interface StreamsPluginOptions {
+  doc: OpenApiDocument;
+  config: StreamsConfig;
+}
+
+/** The open stream connections, by kind: for /metrics, and for tests that look at one. */
+export interface LiveClients {
+  ws: Set<WsClient>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    liveClients: LiveClients;
+  }
+}
+
+async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
+  app.decorate('liveClients', { ws: new Set<WsClient>() });
+  // Registered before mercurius, which reuses it: this maxPayload holds for /graphql too
+  // (the ws default is 100 MiB). A bigger client frame closes the socket with 1009.
+  await app.register(websocket, {
+    options: { maxPayload: MAX_CLIENT_FRAME_BYTES },
+    // every WebSocket (/ws and /graphql) is told why it closes: 1001, the server goes away
+    preClose(done) {
+      for (const socket of this.websocketServer.clients) socket.close(WsClose.GoingAway, 'server shutting down');
+      this.websocketServer.close(() => done());
+    },
+  });
+  await app.register(wsRoutes, opts);
+  await app.register(sseRoutes, opts);
+}
+
+export default fp(streamsPlugin, { name: 'streams', dependencies: ['devices', 'http'] });

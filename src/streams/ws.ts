@@ -1,0 +1,264 @@
+import type { FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import YAML from 'yaml';
+import type { DeviceEvent } from '../devices/events.js';
+import type { DeviceStore } from '../devices/store.js';
+import type { Device } from '../devices/types.js';
+import { compareIds } from '../devices/rules.js';
+import { deviceJson, wsFrame } from '../devices/wire.js';
+import { BRG_ERR_UPGRADE_REQUIRED } from '../errors.js';
+import { route } from '../http/openapi.js';
+import { WsClose } from './close-codes.js';
+import { matches, queryFilter, type EventFilter } from './filter.js';
+import type { StreamsPluginOptions } from './plugin.js';
+
+// SPEC §5 /ws: a snapshot, then update and silent frames; subscribe frames replace the filter;
+// pings drop dead peers; a slow consumer is conflated, then closed with 1013 (TryAgainLater).
+
+interface WsQuery {
+  deviceId?: string;
+  state?: string;
+  snapshot: boolean;
+}
+
+interface SubscribeFrame {
+  type: 'subscribe';
+  deviceIds?: string[] | null;
+  states?: string[] | null;
+}
+
+// asyncapi.yaml is the single source of the frame's shape: its WsSubscribe schema is the validator
+const asyncapi = YAML.parse(readFileSync(new URL('../../asyncapi.yaml', import.meta.url), 'utf8')) as {
+  components: { schemas: { WsSubscribe: object } };
+};
+const validateSubscribe = new Ajv({ allErrors: false, strict: true }).compile<SubscribeFrame>(
+  asyncapi.components.schemas.WsSubscribe,
+);
+
+export interface WsLimits {
+  maxBufferedBytes: number;
+  slowCloseMs: number;
+  snapshotLimit: number;
+}
+
+/**
+ * One /ws connection. Frames go straight to the socket while it keeps up; past maxBufferedBytes
+ * of unsent data the client is "behind": its events wait in `pending`, newest per device
+ * (conflation: memory bounded by the number of devices), until the socket drains. The same map
+ * holds events that arrive while a snapshot is being read, so none falls between the two.
+ */
+export class WsClient {
+  filter: EventFilter;
+  alive = true;
+  /** Events waiting, newest per device; null while frames go straight out. */
+  pending: Map<string, DeviceEvent> | null = new Map();
+  /** When the client fell behind (ms), or null. */
+  behindSince: number | null = null;
+  #loading = 0;
+
+  constructor(
+    readonly socket: WebSocket,
+    filter: EventFilter,
+    private readonly limits: WsLimits,
+  ) {
+    this.filter = filter;
+  }
+
+  get loading(): boolean {
+    return this.#loading > 0;
+  }
+
+  /** Called for every event of the stream, in seq order: must stay cheap. */
+  offer(event: DeviceEvent, now: number): void {
+    if (!matches(this.filter, event.device)) return;
+    if (this.pending !== null) {
+      this.pending.set(event.device.deviceId, event);
+      return;
+    }
+    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.pending = new Map([[event.device.deviceId, event]]);
+      this.behindSince = now;
+      return;
+    }
+    this.socket.send(wsFrame(event));
+  }
+
+  /** Sends what waits, in seq order, once the socket has room again. True when caught up. */
+  flush(): boolean {
+    if (this.pending === null) return true;
+    if (this.loading || this.socket.bufferedAmount > this.limits.maxBufferedBytes / 2) return false;
+    const waiting = [...this.pending.values()].sort((a, b) => a.seq - b.seq);
+    this.pending = null;
+    this.behindSince = null;
+    for (const event of waiting) this.socket.send(wsFrame(event));
+    return true;
+  }
+
+  /** Reads a snapshot for the current filter and sends it, then what arrived meanwhile. */
+  async sendSnapshot(store: DeviceStore): Promise<void> {
+    this.#loading++;
+    this.pending ??= new Map();
+    const filter = this.filter;
+    try {
+      const { devices, total } = await snapshot(store, filter, this.limits.snapshotLimit);
+      if (filter !== this.filter || this.socket.readyState !== this.socket.OPEN) return; // a newer subscribe won
+      const body = devices.map(deviceJson).join(',');
+      this.socket.send(`{"type":"snapshot","devices":[${body}],"total":${total},"truncated":${devices.length < total}}`);
+    } finally {
+      this.#loading--;
+    }
+    this.flush();
+  }
+
+  /** A client frame: a subscribe replaces the filter; anything else gets an error frame. */
+  async receive(data: Buffer, isBinary: boolean, store: DeviceStore): Promise<void> {
+    if (isBinary) return this.error('frames are JSON text, not binary');
+    let frame: unknown;
+    try {
+      frame = JSON.parse(data.toString('utf8'));
+    } catch {
+      return this.error('frame is not JSON');
+    }
+    if (!validateSubscribe(frame)) return this.error(`invalid frame: ${frameProblem()}`);
+    this.filter = {
+      deviceIds: frame.deviceIds ? new Set(frame.deviceIds) : null,
+      states: frame.states ? new Set(frame.states) : null,
+    };
+    this.pending = new Map(); // the fresh snapshot replaces whatever waited
+    this.behindSince = null;
+    await this.sendSnapshot(store);
+  }
+
+  error(message: string): void {
+    this.socket.send(JSON.stringify({ type: 'error', message }));
+  }
+}
+
+function frameProblem(): string {
+  const e = validateSubscribe.errors![0]!;
+  if (e.keyword === 'const' && e.instancePath === '/type') return "type must be 'subscribe'";
+  const where = e.instancePath === '' ? 'the frame' : e.instancePath.slice(1).replaceAll('/', '.');
+  return `${where} ${e.message ?? 'is invalid'}`;
+}
+
+const byId = (a: Device, b: Device): number => compareIds(a.deviceId, b.deviceId);
+
+async function snapshot(store: DeviceStore, filter: EventFilter, limit: number): Promise<{ devices: Device[]; total: number }> {
+  if (filter.deviceIds !== null) {
+    const devices: Device[] = [];
+    for (const id of filter.deviceIds) {
+      const device = await store.get(id);
+      if (device !== undefined && matches(filter, device)) devices.push(device);
+    }
+    devices.sort(byId);
+    return { devices: devices.slice(0, limit), total: devices.length };
+  }
+  if (filter.states === null) {
+    const page = await store.list({ limit });
+    return { devices: page.items, total: page.total };
+  }
+  const devices: Device[] = [];
+  let total = 0;
+  for (const state of filter.states) {
+    const page = await store.list({ state, limit });
+    devices.push(...page.items);
+    total += page.total;
+  }
+  devices.sort(byId);
+  return { devices: devices.slice(0, limit), total };
+}
+
+export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
+  const { config } = opts;
+  const { events, store } = app.devices;
+  const limits: WsLimits = {
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    slowCloseMs: config.wsSlowCloseMs,
+    snapshotLimit: config.wsSnapshotLimit,
+  };
+  const clients = app.liveClients.ws;
+  const behind = new Set<WsClient>();
+  const log = app.log.child({ module: 'ws' });
+
+  const unsubscribe = events.subscribe((event) => {
+    const now = Date.now();
+    for (const client of clients) {
+      const wasBehind = client.behindSince !== null;
+      client.offer(event, now);
+      if (!wasBehind && client.behindSince !== null) behind.add(client);
+    }
+  });
+
+  // Clients that fell behind: flushed as their sockets drain, closed when behind too long.
+  const drainTimer = setInterval(() => {
+    const now = Date.now();
+    for (const client of behind) {
+      if (client.flush()) {
+        behind.delete(client);
+      } else if (client.behindSince !== null && now - client.behindSince > limits.slowCloseMs) {
+        behind.delete(client);
+        log.info({ behindMs: now - client.behindSince }, 'closing a /ws client that stayed behind');
+        client.socket.close(WsClose.TryAgainLater, 'too slow: reconnect and resubscribe');
+      }
+    }
+  }, Math.min(250, limits.slowCloseMs / 4));
+  drainTimer.unref();
+
+  // SPEC §5: ping every 30 s; a peer that did not answer the previous ping is dropped
+  const pingTimer = setInterval(() => {
+    for (const client of clients) {
+      if (!client.alive) {
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+    }
+  }, config.wsPingMs);
+  pingTimer.unref();
+
+  app.addHook('preClose', async () => {
+    unsubscribe();
+    clearInterval(drainTimer);
+    clearInterval(pingTimer);
+  });
+
+  const spec = route(opts.doc, 'openWebSocket');
+  app.route<{ Querystring: WsQuery }>({
+    ...spec,
+    // the filter is checked before the upgrade, so a bad one is a plain HTTP 400
+    preHandler: async (request) => {
+      queryFilter(request.query);
+    },
+    handler: async () => {
+      throw new BRG_ERR_UPGRADE_REQUIRED('/ws');
+    },
+    wsHandler: (socket, request) => {
+      const client = new WsClient(socket, queryFilter(request.query), limits);
+      clients.add(client);
+      socket.on('pong', () => {
+        client.alive = true;
+      });
+      socket.on('message', (data: Buffer, isBinary: boolean) => {
+        client.receive(data, isBinary, store).catch((err: unknown) => {
+          log.error({ err }, '/ws frame failed');
+          client.error('internal error');
+        });
+      });
+      socket.on('close', () => {
+        clients.delete(client);
+        behind.delete(client);
+      });
+      if (request.query.snapshot) {
+        client.sendSnapshot(store).catch((err: unknown) => {
+          log.error({ err }, '/ws snapshot failed');
+          socket.close(WsClose.InternalError, 'snapshot failed');
+        });
+      } else {
+        client.flush();
+      }
+    },
+  });
+}

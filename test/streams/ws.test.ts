@@ -1,0 +1,190 @@
+import t, { type Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
+import WebSocket from 'ws';
+import { startMosquitto } from '../helpers/mosquitto.js';
+import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
+import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
+import { record } from '../helpers/records.js';
+import { WsProbe, type Frame } from '../helpers/ws.js';
+
+// SPEC §5 /ws, with real clients over real sockets.
+
+const ts = Math.floor(Date.now() / 1000);
+
+async function listening(t: Test, env: Record<string, string> = {}): Promise<{ app: FastifyInstance; url: string }> {
+  const app = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  return { app, url: `ws://127.0.0.1:${port}/ws` };
+}
+
+t.test('fed by a real Mosquitto: a snapshot, then updates in seq order', async (t) => {
+  const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY }, tls: false });
+  if (!broker) return;
+  const { app } = await startBridge(t, broker);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  await app.ingest.subscribedOnce;
+  const pub = await publisher(t, broker);
+  const first = nextEvent(app, (e) => e.device.deviceId === 'm1', 'the first message');
+  await pub.publishAsync(TOPIC, message('m1', 'close', ts), { qos: 1 });
+  await first;
+  const { port } = app.server.address() as { port: number };
+  const client = await WsProbe.open(t, `ws://127.0.0.1:${port}/ws`);
+  const snapshot = await client.next(() => true, 'the snapshot');
+  t.equal(snapshot.type, 'snapshot', 'the first frame is the snapshot');
+  t.same((snapshot.devices as { deviceId: string }[]).map((d) => d.deviceId), ['m1']);
+  t.equal(snapshot.total, 1);
+  t.equal(snapshot.truncated, false);
+
+  for (let i = 1; i <= 20; i++) await pub.publishAsync(TOPIC, message('m1', i % 2 ? 'open' : 'close', ts + i), { qos: 1 });
+  const updates: Frame[] = [];
+  for (let i = 1; i <= 20; i++) updates.push(await client.next((f) => f.type === 'update', `update ${i}`));
+  const seqs = updates.map((f) => f.seq as number);
+  t.same(seqs, seqs.map((_, i) => seqs[0]! + i), 'consecutive seqs, in order');
+  t.equal((updates[0]!.device as { state: string }).state, 'open');
+  t.equal(updates[0]!.previousState, 'close');
+  t.equal(updates[0]!.changed, true);
+});
+
+t.test('filters: query, then a subscribe frame that replaces them with a fresh snapshot', async (t) => {
+  const { app, url } = await listening(t);
+  for (const [id, state] of [['a', 'open'], ['b', 'close'], ['c', 'open']]) {
+    await app.devices.accept(record({ deviceId: id, state, timestamp: ts }), Date.now());
+  }
+  const client = await WsProbe.open(t, `${url}?state=open`);
+  const snapshot = await client.next();
+  t.same((snapshot.devices as { deviceId: string }[]).map((d) => d.deviceId), ['a', 'c']);
+  await app.devices.accept(record({ deviceId: 'b', state: 'close', timestamp: ts + 1 }), Date.now());
+  await app.devices.accept(record({ deviceId: 'a', state: 'open', timestamp: ts + 1 }), Date.now());
+  const update = await client.next((f) => f.type === 'update');
+  t.equal((update.device as { deviceId: string }).deviceId, 'a', 'b (close) was filtered out');
+
+  client.send({ type: 'subscribe', deviceIds: ['b'], states: null });
+  const fresh = await client.next((f) => f.type === 'snapshot', 'the fresh snapshot');
+  t.same((fresh.devices as { deviceId: string }[]).map((d) => d.deviceId), ['b']);
+  await app.devices.accept(record({ deviceId: 'c', state: 'open', timestamp: ts + 2 }), Date.now());
+  await app.devices.accept(record({ deviceId: 'b', state: 'open', timestamp: ts + 2 }), Date.now());
+  const next = await client.next((f) => f.type === 'update');
+  t.equal((next.device as { deviceId: string }).deviceId, 'b');
+
+  const bare = await WsProbe.open(t, `${url}?snapshot=false&deviceId=a,c`);
+  await app.devices.accept(record({ deviceId: 'c', state: 'close', timestamp: ts + 3 }), Date.now());
+  const first = await bare.next();
+  t.equal(first.type, 'update', 'snapshot=false: updates only');
+  t.equal((first.device as { deviceId: string }).deviceId, 'c');
+});
+
+t.test('a silent device reaches /ws', async (t) => {
+  let now = ts * 1000;
+  const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  await app.devices.accept(record({ deviceId: 'q', timestamp: ts }), now);
+  const client = await WsProbe.open(t, `ws://127.0.0.1:${port}/ws?snapshot=false`);
+  now += 61_000;
+  await app.devices.sweepSilence();
+  const frame = await client.next((f) => f.type === 'silent');
+  t.equal((frame.device as { silent: boolean }).silent, true);
+  t.type(frame.seq, 'number');
+});
+
+t.test('bad client frames get an error frame and the connection stays', async (t) => {
+  const { app, url } = await listening(t);
+  const client = await WsProbe.open(t, `${url}?snapshot=false`);
+  const cases: [unknown, RegExp][] = [
+    ['not json', /^frame is not JSON$/],
+    ['{"type":"hello"}', /^invalid frame: type must be 'subscribe'$/],
+    [{ type: 'subscribe', deviceIds: 'a' }, /^invalid frame: deviceIds must be array,null$/],
+    [{ type: 'subscribe', deviceIds: [''] }, /^invalid frame: deviceIds\.0 must NOT have fewer than 1 characters$/],
+    [{ type: 'subscribe', states: Array.from({ length: 1001 }, (_, i) => `s${i}`) }, /more than 1000 items/],
+    [{ type: 'subscribe', extra: 1 }, /must NOT have additional properties/],
+    ['{"type":"subscribe","__proto__":{"x":1}}', /additional properties/],
+    ['[]', /^invalid frame: the frame must be object$/],
+  ];
+  for (const [frame, expected] of cases) {
+    client.send(frame);
+    const error = await client.next();
+    t.equal(error.type, 'error');
+    t.match(error.message as string, expected, String(typeof frame === 'string' ? frame : JSON.stringify(frame)).slice(0, 60));
+  }
+  client.socket.send(Buffer.from([1, 2, 3]), { binary: true });
+  t.match((await client.next()).message as string, /not binary/);
+  await app.devices.accept(record({ deviceId: 'still', timestamp: ts }), Date.now());
+  t.equal((await client.next()).type, 'update', 'the connection still works');
+
+  client.socket.send('x'.repeat(64 * 1024 + 1));
+  t.equal((await client.closed).code, 1009, 'a frame over 64 KiB closes with 1009');
+});
+
+t.test('bad query parameters are refused before the upgrade; plain HTTP gets 426', async (t) => {
+  const { app, url } = await listening(t);
+  await t.rejects(WsProbe.open(t, `${url}?snapshot=maybe`), /HTTP 400/);
+  const many = Array.from({ length: 1001 }, (_, i) => `d${i}`).join(',');
+  await t.rejects(WsProbe.open(t, `${url}?deviceId=${many}`), /HTTP 400/);
+  const plain = await app.inject('/ws');
+  t.equal(plain.statusCode, 426);
+  t.equal(plain.json().code, 'BRG_ERR_UPGRADE_REQUIRED');
+  const filter = await app.inject(`/ws?deviceId=${'x'.repeat(129)}`);
+  t.equal(filter.statusCode, 400);
+  t.equal(filter.json().code, 'BRG_ERR_INVALID_FILTER');
+});
+
+t.test('pings keep live peers and drop dead ones', async (t) => {
+  const { app, url } = await listening(t, { WS_PING_SECONDS: '0.05' });
+  const live = await WsProbe.open(t, `${url}?snapshot=false`);
+  const pinged = new Promise<void>((resolve) => live.socket.once('ping', () => resolve()));
+  const dead = await WsProbe.open(t, `${url}?snapshot=false`, { autoPong: false });
+  await pinged;
+  const { code } = await dead.closed;
+  t.equal(code, 1006, 'a peer that never answers is terminated');
+  // two more pings: by then the server has seen the dead one go
+  for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => live.socket.once('ping', () => resolve()));
+  t.equal(live.socket.readyState, WebSocket.OPEN, 'a peer that answers stays');
+  t.equal(app.liveClients.ws.size, 1, 'the dead one is gone from the server');
+});
+
+t.test('a client that never reads: conflated, then closed with 1013; the others are not slowed', async (t) => {
+  const { app, url } = await listening(t, { WS_MAX_BUFFERED_BYTES: '65536', WS_SLOW_CLOSE_SECONDS: '0.5' });
+  const slow = await WsProbe.open(t, `${url}?snapshot=false`);
+  const fast = await WsProbe.open(t, `${url}?snapshot=false`);
+  // stop reading: the kernel buffers fill, then the server's
+  (slow.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+  const received: number[] = [];
+  fast.socket.on('message', (data) => received.push((JSON.parse(data.toString()) as { seq: number }).seq));
+
+  const devices = 100;
+  const total = 50_000;
+  const pad = 'x'.repeat(500);
+  let maxPending = 0;
+  let maxBuffered = 0;
+  const server = (): { pending: Map<string, unknown> | null; socket: WebSocket } =>
+    [...app.liveClients.ws].find((c) => c.behindSince !== null) ?? { pending: null, socket: { bufferedAmount: 0 } as WebSocket };
+  for (let i = 0; i < total; i++) {
+    await app.devices.accept(record({ deviceId: `d${i % devices}`, timestamp: ts + Math.floor(i / devices) + 1, state: i % 3 ? 'open' : 'close', attributes: { pad } }), Date.now());
+    if (i % 1000 === 999) {
+      const c = server();
+      maxPending = Math.max(maxPending, c.pending?.size ?? 0);
+      maxBuffered = Math.max(maxBuffered, c.socket.bufferedAmount);
+      await new Promise((resolve) => setImmediate(resolve)); // let sockets move
+    }
+  }
+  t.ok(maxPending > 0, 'the slow client was conflated');
+  t.ok(maxPending <= devices, `at most one waiting update per device (${maxPending})`);
+  t.ok(maxBuffered < 65536 + 2 * 1024 * 1024, `the server buffers a bounded amount for it (${maxBuffered} bytes)`);
+
+  // reading again, the client gets what was sent before it fell behind, then the close frame
+  (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+  const { code } = await slow.closed;
+  t.equal(code, 1013, 'closed with 1013 once behind for WS_SLOW_CLOSE_SECONDS');
+  const last = app.devices.events.lastSeq;
+  await fast.next((f) => f.seq === last, 'the last update at the fast client', 30_000);
+  t.equal(received.length, total, 'the fast client got every update');
+  t.ok(received.every((seq, i) => i === 0 || seq === received[i - 1]! + 1), 'in seq order, none twice');
+});
+
+t.test('app.close() closes the clients with 1001', async (t) => {
+  const { app, url } = await listening(t);
+  const client = await WsProbe.open(t, `${url}?snapshot=false`);
+  await app.close();
+  t.equal((await client.closed).code, 1001);
+});
