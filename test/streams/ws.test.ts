@@ -6,6 +6,7 @@ import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../help
 import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
 import { record } from '../helpers/records.js';
 import { WsProbe, type Frame } from '../helpers/ws.js';
+import { checkFrame } from '../helpers/asyncapi.js';
 
 // SPEC §5 /ws, with real clients over real sockets.
 
@@ -35,6 +36,7 @@ t.test('fed by a real Mosquitto: a snapshot, then updates in seq order', async (
   t.same((snapshot.devices as { deviceId: string }[]).map((d) => d.deviceId), ['m1']);
   t.equal(snapshot.total, 1);
   t.equal(snapshot.truncated, false);
+  t.same(checkFrame('wsSnapshot', snapshot), [], 'the snapshot matches asyncapi.yaml');
 
   for (let i = 1; i <= 20; i++) await pub.publishAsync(TOPIC, message('m1', i % 2 ? 'open' : 'close', ts + i), { qos: 1 });
   const updates: Frame[] = [];
@@ -44,6 +46,7 @@ t.test('fed by a real Mosquitto: a snapshot, then updates in seq order', async (
   t.equal((updates[0]!.device as { state: string }).state, 'open');
   t.equal(updates[0]!.previousState, 'close');
   t.equal(updates[0]!.changed, true);
+  for (const update of updates) t.same(checkFrame('wsUpdate', update), [], 'an update matches asyncapi.yaml');
 });
 
 t.test('filters: query, then a subscribe frame that replaces them with a fresh snapshot', async (t) => {
@@ -59,7 +62,9 @@ t.test('filters: query, then a subscribe frame that replaces them with a fresh s
   const update = await client.next((f) => f.type === 'update');
   t.equal((update.device as { deviceId: string }).deviceId, 'a', 'b (close) was filtered out');
 
-  client.send({ type: 'subscribe', deviceIds: ['b'], states: null });
+  const subscribe = { type: 'subscribe', deviceIds: ['b'], states: null };
+  t.same(checkFrame('wsSubscribe', subscribe), [], 'the frame sent matches asyncapi.yaml');
+  client.send(subscribe);
   const fresh = await client.next((f) => f.type === 'snapshot', 'the fresh snapshot');
   t.same((fresh.devices as { deviceId: string }[]).map((d) => d.deviceId), ['b']);
   await app.devices.accept(record({ deviceId: 'c', state: 'open', timestamp: ts + 2 }), Date.now());
@@ -85,7 +90,7 @@ t.test('a silent device reaches /ws', async (t) => {
   await app.devices.sweepSilence();
   const frame = await client.next((f) => f.type === 'silent');
   t.equal((frame.device as { silent: boolean }).silent, true);
-  t.type(frame.seq, 'number');
+  t.same(checkFrame('wsSilent', frame), [], 'matches asyncapi.yaml');
 });
 
 t.test('bad client frames get an error frame and the connection stays', async (t) => {
@@ -104,7 +109,7 @@ t.test('bad client frames get an error frame and the connection stays', async (t
   for (const [frame, expected] of cases) {
     client.send(frame);
     const error = await client.next();
-    t.equal(error.type, 'error');
+    t.same(checkFrame('wsError', error), []);
     t.match(error.message as string, expected, String(typeof frame === 'string' ? frame : JSON.stringify(frame)).slice(0, 60));
   }
   client.socket.send(Buffer.from([1, 2, 3]), { binary: true });
