@@ -8,6 +8,7 @@ import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
 import { loadOpenApi } from './http/openapi.js';
 import http from './http/plugin.js';
+import graphql from './graphql/plugin.js';
 import ingest from './ingest/plugin.js';
 import streams from './streams/plugin.js';
 
@@ -53,5 +54,6 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   const doc = loadOpenApi();
   await app.register(http, { doc });
   await app.register(streams, { doc, config: config.streams });
+  await app.register(graphql, { doc, config: config.graphql, streams: config.streams });
   return app;
 }

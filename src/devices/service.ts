@@ -34,6 +34,8 @@ export class DeviceService {
   readonly store: DeviceStore;
   readonly events: EventStream;
   readonly counts: MessageCounts = { accepted: 0, duplicate: 0, late: 0 };
+  /** Milliseconds since the epoch, system clock: for uptime. */
+  readonly startedAt = Date.now();
   readonly #clock: Clock;
   readonly #log: FastifyBaseLogger;
   readonly #silenceAfterSeconds: number;

@@ -3,9 +3,20 @@ import { route, type OpenApiDocument } from './openapi.js';
 
 // SPEC §5: health, readiness, counters and rejected messages; /openapi.json serves the document.
 
-export async function operationRoutes(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
-  const startedAt = Date.now();
+/** GET /stats, and the GraphQL `stats` query: the same object. */
+export async function collectStats(app: FastifyInstance) {
+  const summary = await app.devices.store.summary();
+  const { accepted, duplicate, late } = app.devices.counts;
+  const { received, invalid } = app.ingest.totals;
+  return {
+    ...summary,
+    messages: { received, accepted, duplicate, late, invalid },
+    mqtt: app.ingest.status(),
+    uptimeSeconds: Math.floor((Date.now() - app.devices.startedAt) / 1000),
+  };
+}
 
+export async function operationRoutes(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
   app.route({ ...route(opts.doc, 'getHealth'), handler: async () => ({ status: 'ok' }) });
 
   app.route({
@@ -17,20 +28,7 @@ export async function operationRoutes(app: FastifyInstance, opts: { doc: OpenApi
     },
   });
 
-  app.route({
-    ...route(opts.doc, 'getStats'),
-    handler: async () => {
-      const summary = await app.devices.store.summary();
-      const { accepted, duplicate, late } = app.devices.counts;
-      const { received, invalid } = app.ingest.totals;
-      return {
-        ...summary,
-        messages: { received, accepted, duplicate, late, invalid },
-        mqtt: app.ingest.status(),
-        uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
-      };
-    },
-  });
+  app.route({ ...route(opts.doc, 'getStats'), handler: async () => collectStats(app) });
 
   app.route({
     ...route(opts.doc, 'listRejections'),

@@ -51,6 +51,8 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
       const res = reply.raw;
       if (res.destroyed) return; // the client left before we got here: 'close' has fired already
       res.writeHead(200, HEADERS);
+      // Fastify's HEAD twin of this route: the headers only, or the stream would hold the connection
+      if (request.method === 'HEAD') return void res.end();
       res.flushHeaders();
 
       // One synchronous block from replay to subscribe: no event can fall between them or come twice.
@@ -81,11 +83,10 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
 
 /**
  * SPEC §5: the client's id is older than the buffer or newer than the newest seq: an explicit
- * reset (re-read the state), never a silent gap. Its id lets EventSource resume from here on its
- * next reconnect rather than be reset again.
+ * reset (re-read the state), never a silent gap. No `id:` line (asyncapi.yaml, sseReset).
  */
 function resetBlock(lastSeq: number): string {
-  return `id: ${lastSeq}\nevent: reset\ndata: {"lastSeq":${lastSeq}}\n\n`;
+  return `event: reset\ndata: {"lastSeq":${lastSeq}}\n\n`;
 }
 
 /** SPEC §5: the matching events the client missed, before the live ones. */

@@ -1,0 +1,228 @@
+import {
+  GraphQLError,
+  getOperationAST,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
+import { getVariableValues } from 'graphql/execution/values.js';
+import type { SubscriptionHub } from './subscriptions.js';
+
+// The graphql-ws protocol (graphql-transport-ws), server side, as a state machine over a tiny
+// socket interface, so that its rules are tested with object literals (as graphql-ws does).
+// github.com/enisdenjo/graphql-ws PROTOCOL.md; SPEC §5 adds: 4408 when no connection_init comes
+// within 3 s, 4403 for a refused one, and nothing but pong is sent before connection_ack.
+
+export const GRAPHQL_WS_PROTOCOL = 'graphql-transport-ws';
+
+/** graphql-ws close codes (PROTOCOL.md). */
+export const GqlClose = {
+  BadRequest: 4400,
+  Unauthorized: 4401,
+  Forbidden: 4403,
+  SubprotocolNotAcceptable: 4406,
+  ConnectionInitialisationTimeout: 4408,
+  SubscriberAlreadyExists: 4409,
+  TooManyInitialisationRequests: 4429,
+} as const;
+
+export interface GqlSocket {
+  readonly protocol: string;
+  send(data: string): void;
+  close(code: number, reason: string): void;
+}
+
+export interface GqlConnectionOptions {
+  schema: GraphQLSchema;
+  hub: SubscriptionHub;
+  rules: readonly ValidationRule[];
+  maxTokens: number;
+  /** Runs a query (not a subscription) for a subscribe message. */
+  executeQuery(request: { document: DocumentNode; variables: Record<string, unknown> | undefined; operationName: string | undefined }): Promise<ExecutionResult>;
+  /** Decides a connection_init; false closes with 4403. */
+  onConnect(payload: Record<string, unknown> | null): boolean | Promise<boolean>;
+  initTimeoutMs: number;
+  onError(err: unknown): void;
+}
+
+interface SubscribePayload {
+  query: string;
+  variables?: Record<string, unknown> | null;
+  operationName?: string | null;
+}
+
+type Message =
+  | { type: 'connection_init'; payload?: Record<string, unknown> | null }
+  | { type: 'ping' | 'pong'; payload?: unknown }
+  | { type: 'subscribe'; id: string; payload: SubscribePayload }
+  | { type: 'complete'; id: string };
+
+export class GqlConnection {
+  #initReceived = false;
+  #acknowledged = false;
+  #closed = false;
+  /** Operations by id: the function that stops each, or null for a query still running. */
+  readonly #operations = new Map<string, (() => void) | null>();
+  #initTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: GqlSocket,
+    private readonly options: GqlConnectionOptions,
+  ) {
+    if (socket.protocol !== GRAPHQL_WS_PROTOCOL) {
+      this.close(GqlClose.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      return;
+    }
+    this.#initTimer = setTimeout(() => {
+      if (!this.#acknowledged) this.close(GqlClose.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+    }, options.initTimeoutMs);
+  }
+
+  get operations(): number {
+    return this.#operations.size;
+  }
+
+  async receive(text: string): Promise<void> {
+    if (this.#closed) return;
+    const message = parseMessage(text);
+    if (typeof message === 'string') return this.close(GqlClose.BadRequest, message);
+    switch (message.type) {
+      case 'connection_init': {
+        if (this.#initReceived) return this.close(GqlClose.TooManyInitialisationRequests, 'Too many initialisation requests');
+        this.#initReceived = true;
+        let allowed = false;
+        try {
+          allowed = await this.options.onConnect(message.payload ?? null);
+        } catch (err) {
+          this.options.onError(err);
+        }
+        if (this.#closed) return;
+        if (!allowed) return this.close(GqlClose.Forbidden, 'Forbidden');
+        clearTimeout(this.#initTimer);
+        this.#acknowledged = true;
+        this.socket.send('{"type":"connection_ack"}');
+        return;
+      }
+      case 'ping':
+        this.socket.send('{"type":"pong"}');
+        return;
+      case 'pong':
+        return;
+      case 'complete': {
+        const stop = this.#operations.get(message.id);
+        this.#operations.delete(message.id);
+        stop?.();
+        return;
+      }
+      case 'subscribe':
+        if (!this.#acknowledged) return this.close(GqlClose.Unauthorized, 'Unauthorized');
+        if (this.#operations.has(message.id)) {
+          return this.close(GqlClose.SubscriberAlreadyExists, `Subscriber for ${message.id} already exists`);
+        }
+        return this.#subscribe(message.id, message.payload);
+    }
+  }
+
+  /** The socket closed: stop every operation. */
+  closed(): void {
+    this.#closed = true;
+    clearTimeout(this.#initTimer);
+    for (const stop of this.#operations.values()) stop?.();
+    this.#operations.clear();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.closed();
+    this.socket.close(code, reason);
+  }
+
+  async #subscribe(id: string, payload: SubscribePayload): Promise<void> {
+    const errors = (list: readonly GraphQLError[]): void =>
+      this.socket.send(JSON.stringify({ id, type: 'error', payload: list.map((e) => e.toJSON()) }));
+    let document: DocumentNode;
+    try {
+      document = parse(payload.query, { maxTokens: this.options.maxTokens });
+    } catch (err) {
+      return errors([err instanceof GraphQLError ? err : new GraphQLError((err as Error).message)]);
+    }
+    const validation = validate(this.options.schema, document, [...specifiedRules, ...this.options.rules]);
+    if (validation.length > 0) return errors(validation);
+    const operationName = payload.operationName ?? undefined;
+    const operation = getOperationAST(document, operationName);
+    if (!operation) return errors([new GraphQLError('the document has no operation of that name, or several and no operationName')]);
+    const coerced = getVariableValues(this.options.schema, operation.variableDefinitions ?? [], payload.variables ?? {});
+    if (coerced.errors) return errors(coerced.errors);
+    const variables = coerced.coerced as Record<string, unknown>;
+
+    if (operation.operation === 'subscription') {
+      let stop: () => void;
+      try {
+        stop = this.options.hub.add(
+          { document, source: payload.query, operationName, variables },
+          { next: (json) => this.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${json}}`) },
+        );
+      } catch (err) {
+        return errors([new GraphQLError((err as Error).message)]);
+      }
+      this.#operations.set(id, stop);
+      return;
+    }
+    // a query over the socket: one result, then complete
+    this.#operations.set(id, null);
+    let result: ExecutionResult;
+    try {
+      result = await this.options.executeQuery({ document, variables, operationName });
+    } catch (err) {
+      this.options.onError(err);
+      result = { errors: [new GraphQLError('internal error')] };
+    }
+    if (this.#closed || !this.#operations.has(id)) return; // completed by the client meanwhile
+    this.#operations.delete(id);
+    this.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${JSON.stringify(result)}}`);
+    this.socket.send(`{"id":${JSON.stringify(id)},"type":"complete"}`);
+  }
+}
+
+/** A protocol message, or why the text is not one (a reason for close code 4400). */
+function parseMessage(text: string): Message | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'Invalid message received: not JSON';
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'Invalid message received: not an object';
+  const m = value as Record<string, unknown>;
+  switch (m.type) {
+    case 'connection_init':
+    case 'ping':
+    case 'pong':
+      if (m.payload !== undefined && m.payload !== null && (typeof m.payload !== 'object' || Array.isArray(m.payload))) {
+        return `Invalid message received: "${m.type}" payload must be an object`;
+      }
+      return m as Message;
+    case 'complete':
+      return typeof m.id === 'string' && m.id !== '' ? (m as Message) : 'Invalid message received: "complete" needs an id';
+    case 'subscribe': {
+      if (typeof m.id !== 'string' || m.id === '') return 'Invalid message received: "subscribe" needs an id';
+      const p = m.payload as Record<string, unknown> | null | undefined;
+      if (typeof p !== 'object' || p === null || typeof p.query !== 'string') {
+        return 'Invalid message received: "subscribe" needs a payload with a query';
+      }
+      if (p.variables !== undefined && p.variables !== null && (typeof p.variables !== 'object' || Array.isArray(p.variables))) {
+        return 'Invalid message received: variables must be an object';
+      }
+      if (p.operationName !== undefined && p.operationName !== null && typeof p.operationName !== 'string') {
+        return 'Invalid message received: operationName must be a string';
+      }
+      return m as Message;
+    }
+    default:
+      return `Invalid message received: unknown type ${JSON.stringify(String(m.type)).slice(0, 40)}`;
+  }
+}

@@ -1,0 +1,133 @@
+import {
+  execute,
+  getOperationAST,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from 'graphql';
+import { getArgumentValues } from 'graphql/execution/values.js';
+import type { DeviceEvent } from '../devices/events.js';
+
+// SPEC §5/§10: GraphQL subscriptions fed by the one event stream, and each event executed and
+// serialized once per distinct subscription (document + variables), not once per subscriber.
+// mercurius would run subscribe() and JSON.stringify for every subscriber and every event.
+
+export type SubscriptionField = 'deviceUpdated' | 'stateChanged' | 'deviceSilent';
+
+/** Where `next` frames go: one graphql-ws operation of one socket. */
+export interface Subscriber {
+  /** Sends the payload (a serialized ExecutionResult) as this operation's `next` message. */
+  next(payloadJson: string): void;
+}
+
+interface Group {
+  key: string;
+  field: SubscriptionField;
+  deviceId: string | null;
+  state: string | null;
+  document: DocumentNode;
+  operationName: string | undefined;
+  variables: Record<string, unknown> | undefined;
+  subscribers: Set<Subscriber>;
+}
+
+export interface SubscriptionRequest {
+  document: DocumentNode;
+  /** The query text as sent: subscribers who send the same text and variables share execution. */
+  source: string;
+  operationName?: string | undefined;
+  variables?: Record<string, unknown> | undefined;
+}
+
+export class SubscriptionHub {
+  readonly #groups = new Map<string, Group>();
+  readonly #byField: Record<SubscriptionField, Set<Group>> = {
+    deviceUpdated: new Set(),
+    stateChanged: new Set(),
+    deviceSilent: new Set(),
+  };
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  get size(): number {
+    let n = 0;
+    for (const group of this.#groups.values()) n += group.subscribers.size;
+    return n;
+  }
+
+  /** Adds a validated subscription operation; returns the function that removes it. */
+  add(request: SubscriptionRequest, subscriber: Subscriber): () => void {
+    const key = `${request.operationName ?? ''}\u0000${JSON.stringify(request.variables ?? {})}\u0000${request.source}`;
+    let group = this.#groups.get(key);
+    if (group === undefined) {
+      group = this.#group(key, request);
+      this.#groups.set(key, group);
+      this.#byField[group.field].add(group);
+    }
+    group.subscribers.add(subscriber);
+    const g = group;
+    return () => {
+      g.subscribers.delete(subscriber);
+      if (g.subscribers.size === 0) {
+        this.#groups.delete(g.key);
+        this.#byField[g.field].delete(g);
+      }
+    };
+  }
+
+  /** For every event of the stream, in seq order. */
+  publish(event: DeviceEvent): void {
+    if (event.kind === 'silent') {
+      this.#deliver(this.#byField.deviceSilent, event, event.device);
+      return;
+    }
+    this.#deliver(this.#byField.deviceUpdated, event, event);
+    if (event.changed) this.#deliver(this.#byField.stateChanged, event, event);
+  }
+
+  #deliver(groups: Set<Group>, event: DeviceEvent, value: unknown): void {
+    for (const group of groups) {
+      if (group.deviceId !== null && group.deviceId !== event.device.deviceId) continue;
+      if (group.state !== null && group.state !== event.device.state) continue;
+      let payload: string;
+      try {
+        const result = execute({
+          schema: this.schema,
+          document: group.document,
+          rootValue: { [group.field]: value },
+          operationName: group.operationName,
+          variableValues: group.variables,
+        }) as ExecutionResult; // every resolver below Subscription is synchronous
+        payload = JSON.stringify(result);
+      } catch (err) {
+        this.onError(err);
+        continue;
+      }
+      for (const subscriber of group.subscribers) subscriber.next(payload);
+    }
+  }
+
+  #group(key: string, request: SubscriptionRequest): Group {
+    const operation = getOperationAST(request.document, request.operationName) as OperationDefinitionNode;
+    // graphql's validation (SingleFieldSubscriptionsRule) left exactly one root field
+    const node = operation.selectionSet.selections[0];
+    if (node === undefined || node.kind !== 'Field') throw new Error('a subscription selects one root field');
+    const field = node.name.value as SubscriptionField;
+    const definition = this.schema.getSubscriptionType()!.getFields()[field]!;
+    const args = getArgumentValues(definition, node, request.variables) as { deviceId?: string | null; state?: string | null };
+    return {
+      key,
+      field,
+      deviceId: args.deviceId ?? null,
+      state: args.state ?? null,
+      document: request.document,
+      operationName: request.operationName,
+      variables: request.variables,
+      subscribers: new Set(),
+    };
+  }
+}
