@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { Deps } from '../../src/app.js';
@@ -10,6 +10,7 @@ import { buildTestApp, testConfig, withTimeout } from '../helpers/app.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
 import { LogCapture } from '../helpers/log.js';
+import { checkFrame, checkFrameHeaders } from '../helpers/asyncapi.js';
 
 // SPEC §5, Server-Sent Events: GET /events over real sockets, read by a streaming client.
 
@@ -81,9 +82,11 @@ class SseClient {
       };
       this.#waiters.add(waiter);
     });
-    return withTimeout(matched, timeoutMs, () => `${what}; got ${this.events.length} events, last ${JSON.stringify(this.frames.at(-1))}`).finally(
-      () => this.#waiters.delete(waiter),
-    );
+    const got = (): string => {
+      const last = this.frames.at(-1);
+      return `${what}; got ${this.events.length} events, the last block id ${last?.id ?? '-'} event ${last?.event ?? '-'}`;
+    };
+    return withTimeout(matched, timeoutMs, got).finally(() => this.#waiters.delete(waiter));
   }
 
   waitForEvents(n: number, what = `${n} events`): Promise<void> {
@@ -177,6 +180,10 @@ t.test('updates from a real Mosquitto reach /events with id = seq, in order, unc
     ],
   );
   t.same(dataOf(client.events[3]!).device, (await app.inject('/devices/m1')).json(), 'the device as REST serves it');
+  for (const frame of client.events) {
+    t.same(checkFrame('sseUpdate', dataOf(frame)), [], `event ${frame.id} is an sseUpdate of asyncapi.yaml`);
+    t.same(checkFrameHeaders('sseUpdate', { id: frame.id, event: frame.event }), []);
+  }
 });
 
 t.test('deviceId and state filters: only matching events', async (t) => {
@@ -274,7 +281,9 @@ t.test('Last-Event-ID older than the buffer, or newer than the newest seq: reset
     const reset = client.events[0]!;
     t.equal(reset.event, 'reset', `${what}: reset`);
     t.same(JSON.parse(reset.data!), { lastSeq }, 'the client learns where the stream stands');
-    t.equal(reset.id, String(lastSeq), 'and resumes from there on its next reconnect');
+    t.equal(reset.id, null, 'no id line: the client keeps its own');
+    t.same(checkFrame('sseReset', JSON.parse(reset.data!)), [], 'an sseReset of asyncapi.yaml');
+    t.same(checkFrameHeaders('sseReset', { event: reset.event }), []);
     const live = await feed(app, 'after-reset', what);
     await client.waitForEvents(2);
     t.same(client.ids(), [live.seq], 'then live events, nothing replayed');
@@ -311,6 +320,8 @@ t.test('a device falling silent reaches /events as a silent event', async (t) =>
   t.same(Object.keys(data), ['device'], 'a silent event carries only the device');
   t.equal(data.device.deviceId, 'quiet');
   t.equal(data.device.silent, true);
+  t.same(checkFrame('sseSilent', data), [], 'an sseSilent of asyncapi.yaml');
+  t.same(checkFrameHeaders('sseSilent', { id: frame.id, event: frame.event }), []);
 });
 
 t.test('a client that never reads is dropped past WS_MAX_BUFFERED_BYTES; the others get every event', async (t) => {
@@ -365,6 +376,39 @@ t.test('a client that never reads is dropped past WS_MAX_BUFFERED_BYTES; the oth
   );
 });
 
+t.test('a replay bigger than the bound is not held against the client; the bound is back once it drained', async (t) => {
+  const log = new LogCapture();
+  const maxBufferedBytes = 65_536;
+  const app = await listening(t, { WS_MAX_BUFFERED_BYTES: String(maxBufferedBytes), LOG_LEVEL: 'info' }, { logStream: log });
+  const blob = 'z'.repeat(2000);
+  const from = app.devices.events.lastSeq;
+  for (let i = 0; i < 1000; i++) await feed(app, `replayed-${i % 20}`, i % 2 ? 'open' : 'close', { blob });
+  const dropped = (): boolean => log.lines.some((l) => /too slow/.test(l.msg));
+
+  // a client that has not read yet: its replay of about 2.3 MB waits in the server's buffer
+  const req = http.get({ host: '127.0.0.1', port: portOf(app), path: '/events', headers: { 'last-event-id': String(from) }, agent: false });
+  t.teardown(() => void req.destroy());
+  const [res] = (await withTimeout(once(req, 'response'), 10_000, () => 'the response')) as [IncomingMessage];
+  for (let i = 0; i < 5; i++) await feed(app, `live-${i}`, 'open', { blob });
+  t.notOk(dropped(), 'live events behind an undrained replay do not drop the client');
+
+  const client = new SseClient(req, res);
+  const last = app.devices.events.lastSeq;
+  await client.waitFor(() => client.ids().at(-1) === last, 'the replay and the live events');
+  t.same(client.ids(), Array.from({ length: last - from }, (_, k) => from + 1 + k), 'all of them, in order');
+
+  // drained: the plain bound holds again for this client
+  res.pause();
+  for (let i = 0; !dropped(); i++) {
+    if (i > 100_000) throw new Error('never dropped');
+    await feed(app, `after-${i % 20}`, i % 2 ? 'open' : 'close', { blob });
+  }
+  const line = log.lines.find((l) => /too slow/.test(l.msg))!;
+  t.ok((line.bufferedBytes as number) <= maxBufferedBytes + 4096, `dropped at the plain bound (${String(line.bufferedBytes)} bytes)`);
+  res.resume();
+  await withTimeout(client.closed, 10_000, () => 'the dropped client to see the end');
+});
+
 t.test('bad filters: 400 in the shared error shape; a client that leaves leaves no listener', async (t) => {
   const app = await listening(t);
   const base = `http://127.0.0.1:${portOf(app)}/events`;
@@ -403,14 +447,94 @@ t.test('bad filters: 400 in the shared error shape; a client that leaves leaves 
   t.pass('the listener of the client that left is gone');
 });
 
-t.test('app.close() ends open streams at once', async (t) => {
+t.test('HEAD /events: the headers, no stream, and the connection serves the next request', async (t) => {
+  const app = await listening(t);
+  const before = app.devices.events.listenerCount;
+  const socket = net.connect(portOf(app), '127.0.0.1');
+  t.teardown(() => void socket.destroy());
+  socket.setEncoding('latin1');
+  let received = '';
+  const got = (pattern: RegExp): Promise<void> =>
+    withTimeout(
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (!pattern.test(received)) return;
+          socket.off('data', onData);
+          resolve();
+        };
+        const onData = (chunk: string): void => {
+          received += chunk;
+          check();
+        };
+        socket.on('data', onData);
+        check();
+      }),
+      5_000,
+      () => `${pattern} in ${JSON.stringify(received)}`,
+    );
+  socket.write('HEAD /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await got(/\r\n\r\n/);
+  t.match(received, /^HTTP\/1\.1 200 [^]*content-type: text\/event-stream/);
+  t.equal(app.devices.events.listenerCount, before, 'no subscription');
+  socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await got(/\r\n\r\nHTTP\/1\.1 200 [^]*\r\n\r\n/);
+  t.pass('the next request on the connection is answered');
+});
+
+t.test('a client that leaves while the request is still in a hook gets no listener', async (t) => {
+  // SPEC §9's API keys and rate limits will run async hooks before the handler: a client can leave meanwhile
+  const app = await buildTestApp(t, testConfig(), { connectMqtt: false });
+  let reached = (): void => {};
+  const inHook = new Promise<void>((resolve) => (reached = resolve));
+  let left = (): void => {};
+  const hookDone = new Promise<void>((resolve) => (left = resolve));
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.headers['x-test-hold'] === undefined) return;
+    reached();
+    await once(reply.raw, 'close');
+    left();
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const before = app.devices.events.listenerCount;
+  const req = http.get({ host: '127.0.0.1', port: portOf(app), path: '/events', headers: { 'x-test-hold': '1' }, agent: false });
+  req.on('error', () => {});
+  await inHook;
+  req.destroy();
+  await hookDone;
+  await new Promise((resolve) => setImmediate(resolve)); // the handler runs right after the hook
+  t.equal(app.devices.events.listenerCount, before);
+  await feed(app, 'nobody', 'open'); // and nothing is written to the closed response
+});
+
+t.test('app.close() ends open streams at once, also one whose client does not read', async (t) => {
   const app = await buildTestApp(t, testConfig(), { connectMqtt: false });
   await app.listen({ port: 0, host: '127.0.0.1' });
+  const responses: ServerResponse[] = [];
+  app.server.on('request', (_req: IncomingMessage, res: ServerResponse) => responses.push(res));
   const clients = [await connect(t, app), await connect(t, app, '/events?state=open'), await connect(t, app, '/events', { 'last-event-id': '0' })];
+
+  const stuck = net.connect(portOf(app), '127.0.0.1');
+  t.teardown(() => void stuck.destroy());
+  stuck.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await withTimeout(once(stuck, 'data'), 10_000, () => 'the response head');
+  stuck.pause();
+  const stuckClosed = once(stuck, 'close');
+  const stuckResponse = responses.at(-1)!;
+  // fill the kernel's buffers until the server holds bytes for it (within the 1 MiB bound)
+  const blob = 'y'.repeat(8_000);
+  for (let i = 0; stuckResponse.writableLength === 0; i++) {
+    if (i > 20_000) throw new Error('the stuck client never backed up');
+    await feed(app, `full-${i % 10}`, i % 2 ? 'open' : 'close', { blob });
+    if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve)); // let the readers read
+  }
+  t.ok(stuckResponse.writableLength > 0, `the server holds ${stuckResponse.writableLength} bytes for the stuck client`);
+
   const before = Date.now();
   await withTimeout(app.close(), 5_000, () => 'app.close() with open SSE clients');
   await withTimeout(Promise.all(clients.map((c) => c.closed)), 5_000, () => 'the clients to see the end');
   t.ok(Date.now() - before < 2_000, 'promptly');
-  t.ok(clients.every((c) => c.res.complete), 'each stream ended cleanly, not aborted');
+  t.ok(clients.every((c) => c.res.complete), 'each reading stream ended cleanly, not aborted');
+  stuck.resume();
+  await withTimeout(stuckClosed, 5_000, () => 'the stuck client to see its connection end');
   t.equal(app.devices.events.listenerCount, 0);
 });
