@@ -4,7 +4,7 @@ import websocket from '@fastify/websocket';
 import type { StreamsConfig } from '../config.js';
 import type { OpenApiDocument } from '../http/openapi.js';
 import { WsClose } from './close-codes.js';
-import { sseRoutes } from './sse.js';
+import { sseRoutes, type SseClient } from './sse.js';
 import { wsRoutes, type WsClient } from './ws.js';
 
 // SPEC §5: the live streams, /ws and /events, both fed by the one event stream (devices/events.ts).
@@ -19,6 +19,7 @@ export interface StreamsPluginOptions {
 /** The open stream connections, by kind: for /metrics, and for tests that look at one. */
 export interface LiveClients {
   ws: Set<WsClient>;
+  sse: Set<SseClient>;
 }
 
 declare module 'fastify' {
@@ -28,7 +29,7 @@ declare module 'fastify' {
 }
 
 async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
-  app.decorate('liveClients', { ws: new Set<WsClient>() });
+  app.decorate('liveClients', { ws: new Set<WsClient>(), sse: new Set<SseClient>() });
   // Registered before mercurius, which reuses it: this maxPayload holds for /graphql too
   // (the ws default is 100 MiB). A bigger client frame closes the socket with 1009.
   await app.register(websocket, {

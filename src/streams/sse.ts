@@ -21,7 +21,8 @@ const OPENING = 'retry: 3000\n\n';
 // SPEC §5: a comment line keeps idle proxies from closing the stream
 const KEEP_ALIVE = ': keep-alive\n\n';
 
-interface Client {
+/** One open /events response. */
+export interface SseClient {
   readonly res: ServerResponse;
   readonly address: string;
   readonly log: FastifyBaseLogger;
@@ -33,7 +34,7 @@ interface Client {
 export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
   const events = app.devices.events;
   const { sseKeepAliveMs, wsMaxBufferedBytes } = opts.config;
-  const open = new Set<Client>();
+  const open = app.liveClients.sse;
 
   // Before the server stops: an open stream would keep server.close() (and app.close()) waiting.
   app.addHook('preClose', async () => {
@@ -61,7 +62,7 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
         if (matches(filter, event.device)) send(client, sseBlock(event), wsMaxBufferedBytes);
       });
       const timer = setInterval(() => send(client, KEEP_ALIVE, wsMaxBufferedBytes), sseKeepAliveMs);
-      const client: Client = {
+      const client: SseClient = {
         res,
         address: request.ip,
         log: request.log,
@@ -90,7 +91,7 @@ function resetBlock(lastSeq: number): string {
 }
 
 /** SPEC §5: the matching events the client missed, before the live ones. */
-function writeReplay(client: Client, missed: DeviceEvent[], filter: EventFilter): void {
+function writeReplay(client: SseClient, missed: DeviceEvent[], filter: EventFilter): void {
   const { res } = client;
   // Written whole, past the bound: at most EVENT_BUFFER events the service holds anyway, and a
   // client dropped for its replay would reconnect into the same replay forever.
@@ -107,7 +108,7 @@ function writeReplay(client: Client, missed: DeviceEvent[], filter: EventFilter)
  * into a replay or a reset. destroy(), not end(): an end would queue behind the bytes the client
  * does not read, and keep them in memory as long as it stays connected.
  */
-function send(client: Client, chunk: string, maxBufferedBytes: number): void {
+function send(client: SseClient, chunk: string, maxBufferedBytes: number): void {
   const { res } = client;
   if (res.write(chunk)) return;
   // over the socket's high-water mark: fine while the bound holds, the socket drains it
@@ -125,7 +126,7 @@ function send(client: Client, chunk: string, maxBufferedBytes: number): void {
  * idle keep-alive socket would hold server.close() for keepAliveTimeout. A client that is not
  * reading would never take the end: its connection goes at once.
  */
-function endStream(client: Client): void {
+function endStream(client: SseClient): void {
   const { res } = client;
   client.close(); // first: an event written after the end would be an error on the response
   res.end(() => res.socket?.destroy());
