@@ -1,0 +1,133 @@
+import { request } from 'node:http';
+import t from 'tap';
+import WebSocket from 'ws';
+import { createClient } from 'graphql-ws';
+import type { DeviceEvent } from '../../src/devices/events.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
+import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
+import { withTimeout } from '../helpers/app.js';
+
+// SPEC §5: every accepted update reaches every matching subscriber of every API exactly once,
+// in seq order. 500 subscribers over /ws, /events and GraphQL; a burst of 5,000 MQTT messages.
+
+const DEVICES = 50;
+const MESSAGES = 5000;
+const ts = Math.floor(Date.now() / 1000);
+const SEQ = /"seq":(\d+)/;
+
+interface Subscriber {
+  name: string;
+  wants: (event: DeviceEvent) => boolean;
+  seqs: number[];
+}
+
+t.test('500 subscribers over three APIs each get every matching event once, in order', async (t) => {
+  const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY }, tls: false });
+  if (!broker) return;
+  const { app } = await startBridge(t, broker, { EVENT_BUFFER: '10000' });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  await app.ingest.subscribedOnce;
+  const { port } = app.server.address() as { port: number };
+  const base = `127.0.0.1:${port}`;
+  const subscribers: Subscriber[] = [];
+  const ready: Promise<unknown>[] = [];
+  const device = (i: number): string => `dev${i % DEVICES}`;
+
+  // /ws: every tenth unfiltered, the others one device each
+  for (let i = 0; i < 170; i++) {
+    const only = i % 10 === 0 ? null : device(i);
+    const sub: Subscriber = { name: `ws ${i}`, wants: (e) => only === null || e.device.deviceId === only, seqs: [] };
+    subscribers.push(sub);
+    const ws = new WebSocket(`ws://${base}/ws?snapshot=false${only ? `&deviceId=${only}` : ''}`);
+    t.teardown(() => ws.terminate());
+    ws.on('message', (data) => {
+      const m = SEQ.exec(data.toString());
+      if (m) sub.seqs.push(Number(m[1]));
+    });
+    ready.push(new Promise((resolve) => ws.once('open', resolve)));
+  }
+  // /events: every tenth unfiltered, the others by state or one device
+  for (let i = 0; i < 165; i++) {
+    const query = i % 10 === 0 ? '' : i % 2 ? `?deviceId=${device(i)}` : '?state=open';
+    const only = device(i);
+    const wants =
+      query === '' ? () => true : i % 2 ? (e: DeviceEvent) => e.device.deviceId === only : (e: DeviceEvent) => e.device.state === 'open';
+    const sub: Subscriber = { name: `sse ${i}`, wants, seqs: [] };
+    subscribers.push(sub);
+    ready.push(
+      new Promise<void>((resolve, reject) => {
+        const req = request(`http://${base}/events${query}`, (res) => {
+          res.setEncoding('utf8');
+          let rest = '';
+          res.on('data', (chunk: string) => {
+            rest += chunk;
+            let end: number;
+            while ((end = rest.indexOf('\n\n')) !== -1) {
+              const block = rest.slice(0, end);
+              rest = rest.slice(end + 2);
+              const id = /^id: (\d+)$/m.exec(block);
+              if (id) sub.seqs.push(Number(id[1]));
+            }
+          });
+          resolve();
+        });
+        req.on('error', reject);
+        t.teardown(() => req.destroy());
+        req.end();
+      }),
+    );
+  }
+  // GraphQL: every tenth unfiltered, the others one device each
+  for (let i = 0; i < 165; i++) {
+    const only = i % 10 === 0 ? null : device(i);
+    const sub: Subscriber = { name: `graphql ${i}`, wants: (e) => e.kind === 'update' && (only === null || e.device.deviceId === only), seqs: [] };
+    subscribers.push(sub);
+    const client = createClient({ url: `ws://${base}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
+    t.teardown(() => client.dispose());
+    client.subscribe(
+      { query: 'subscription ($d: ID) { deviceUpdated(deviceId: $d) { seq device { deviceId state } } }', variables: { d: only } },
+      { next: (r) => sub.seqs.push((r.data as { deviceUpdated: { seq: number } }).deviceUpdated.seq), error: () => {}, complete: () => {} },
+    );
+  }
+  await Promise.all(ready);
+  await withTimeout(
+    new Promise<void>((resolve) => {
+      const check = (): void => (app.subscriptions.size === 165 && app.liveClients.sse.size === 165 ? resolve() : void setTimeout(check, 10));
+      check();
+    }),
+    20_000,
+    () => `subscriptions registered: ${app.subscriptions.size} graphql, ${app.liveClients.sse.size} sse`,
+  );
+  t.equal(subscribers.length, 500);
+
+  const events: DeviceEvent[] = [];
+  app.devices.events.subscribe((e) => events.push(e));
+  const pub = await publisher(t, broker);
+  for (let i = 0; i < MESSAGES; i++) {
+    const round = Math.floor(i / DEVICES);
+    pub.publish(TOPIC, message(device(i), round % 2 ? 'open' : 'close', ts + round), { qos: 1 });
+  }
+  const last = (): number => events.at(-1)?.seq ?? 0;
+  await withTimeout(
+    new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (events.length === MESSAGES && subscribers.every((s) => s.seqs.length >= events.filter(s.wants).length)) resolve();
+        else setTimeout(check, 50);
+      };
+      check();
+    }),
+    90_000,
+    () => `${events.length} events; behind: ${subscribers.filter((s) => s.seqs.at(-1) !== last()).length}`,
+  );
+
+  t.equal(events.length, MESSAGES, 'every message was an update');
+  let delivered = 0;
+  const wrong: string[] = [];
+  for (const sub of subscribers) {
+    const expected = events.filter(sub.wants).map((e) => e.seq);
+    delivered += sub.seqs.length;
+    if (JSON.stringify(sub.seqs) !== JSON.stringify(expected)) wrong.push(`${sub.name}: ${sub.seqs.length} of ${expected.length}`);
+  }
+  t.same(wrong, [], 'each subscriber got exactly its matching events, once, in seq order');
+  t.ok(delivered > 400_000, `${delivered} deliveries`);
+});
