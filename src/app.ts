@@ -6,6 +6,7 @@ import devices from './devices/plugin.js';
 import { systemClock, type Clock } from './devices/service.js';
 import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
+import { SqliteStore } from './devices/stores/sqlite.js';
 import { loadOpenApi } from './http/openapi.js';
 import http from './http/plugin.js';
 import graphql from './graphql/plugin.js';
@@ -23,8 +24,15 @@ export interface Deps {
   onRoute: (route: RouteOptions) => void;
 }
 
+/** SPEC §7: SQLite in DATA_DIR, or memory only when DATA_DIR is empty. Throws StoreOpenError. */
 export function openStore(config: Config): DeviceStore {
-  return new MemoryStore({ historyLimit: config.historyLimit });
+  if (config.dataDir === null) return new MemoryStore({ historyLimit: config.historyLimit });
+  return new SqliteStore({
+    dir: config.dataDir,
+    historyLimit: config.historyLimit,
+    eventBuffer: config.eventBuffer,
+    synchronous: config.sqliteSynchronous,
+  });
 }
 
 /** A Fastify instance with every feature registered, in the order a message flows. No side effects until ready. */

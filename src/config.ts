@@ -45,6 +45,9 @@ const schema = {
     GRAPHQL_MAX_ITEMS: { type: 'integer', minimum: 1, default: 10_000 },
     GRAPHQL_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 64, default: 8 },
     GRAPHQL_INIT_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 3 }, // graphql-ws: 4408 after 3 s
+    // SPEC §6/§7: durable state here; empty: memory only (an empty variable counts as unset, so "none")
+    DATA_DIR: { type: 'string', default: './data' },
+    SQLITE_SYNCHRONOUS: { type: 'string', enum: ['normal', 'full'], default: 'normal' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
   },
 } as const;
@@ -83,6 +86,8 @@ interface Env {
   GRAPHQL_MAX_ITEMS: number;
   GRAPHQL_MAX_DEPTH: number;
   GRAPHQL_INIT_TIMEOUT_SECONDS: number;
+  DATA_DIR: string;
+  SQLITE_SYNCHRONOUS: 'normal' | 'full';
   LOG_LEVEL: string;
 }
 
@@ -143,6 +148,9 @@ export interface Config {
   eventBuffer: number;
   maxMessageBytes: number;
   maxClockSkewSeconds: number;
+  /** The SQLite store's directory; null: memory only. */
+  dataDir: string | null;
+  sqliteSynchronous: 'normal' | 'full';
   streams: StreamsConfig;
   graphql: GraphqlConfig;
   /** Said at start: settings that are accepted but have no effect. */
@@ -163,7 +171,7 @@ export interface LoadOptions {
 
 export function loadConfig(options: LoadOptions = {}): Config {
   const warnings: string[] = [];
-  const env = readEnv(options, warnings);
+  const { env, empty } = readEnv(options, warnings);
   const demo = env.MQTT_URL === undefined;
   const appId = env.WIIHEY_APP_ID ?? (demo ? 'demo' : undefined);
   if (appId === undefined) throw new ConfigError('WIIHEY_APP_ID is required with MQTT_URL (the APP-ID is the MQTT username)');
@@ -217,6 +225,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
     eventBuffer: env.EVENT_BUFFER,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
     maxClockSkewSeconds: env.MAX_CLOCK_SKEW_SECONDS,
+    dataDir: empty.has('DATA_DIR') ? null : env.DATA_DIR,
+    sqliteSynchronous: env.SQLITE_SYNCHRONOUS,
     streams: {
       wsMaxBufferedBytes: env.WS_MAX_BUFFERED_BYTES,
       wsSlowCloseMs: env.WS_SLOW_CLOSE_SECONDS * 1000,
@@ -238,14 +248,14 @@ export function loadConfig(options: LoadOptions = {}): Config {
 const NOT_YET: Record<string, 'refuse' | 'warn'> = {
   API_KEYS: 'refuse',
   CORS_ORIGINS: 'refuse',
-  DATA_DIR: 'warn',
   REDIS_URL: 'refuse',
   MQTT_SHARED_GROUP: 'refuse',
   WEBHOOK_URLS: 'refuse',
   WEBHOOK_SECRET: 'warn',
 };
 
-function readEnv(options: LoadOptions, warnings: string[]): Env {
+/** The validated variables, and the names of those set to an empty value. */
+function readEnv(options: LoadOptions, warnings: string[]): { env: Env; empty: Set<string> } {
   const merged: Record<string, string> = {};
   if (options.dotenv !== false) Object.assign(merged, readDotenv(options.dotenv ?? '.env'));
   for (const [name, value] of Object.entries(options.env ?? process.env)) {
@@ -257,12 +267,14 @@ function readEnv(options: LoadOptions, warnings: string[]): Env {
     warnings.push(`${name} is set, but this version of wiihey-bridge does not support it yet: ignored`);
   }
   const data: Record<string, string> = {};
+  const empty = new Set<string>();
   for (const name of Object.keys(schema.properties)) {
     const value = merged[name]?.trim();
-    if (value !== undefined && value !== '') data[name] = value; // an empty variable is an unset one
+    if (value === '') empty.add(name); // an empty variable is an unset one (but DATA_DIR= means memory only)
+    else if (value !== undefined) data[name] = value;
   }
   try {
-    return envSchema<Env>({ schema: structuredClone(schema), data, env: false, dotenv: false });
+    return { env: envSchema<Env>({ schema: structuredClone(schema), data, env: false, dotenv: false }), empty };
   } catch (err) {
     throw configError(err, data);
   }

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { StoreOpenError } from './devices/stores/sqlite.js';
 
 // The process: read the configuration, build the app, listen, and close on signals.
 
@@ -14,7 +15,14 @@ try {
   process.exit(1);
 }
 
-const app = await buildApp(config);
+let app: Awaited<ReturnType<typeof buildApp>>;
+try {
+  app = await buildApp(config);
+} catch (err) {
+  if (!(err instanceof StoreOpenError)) throw err;
+  process.stderr.write(`wiihey-bridge: ${err.message}\n`);
+  process.exit(1);
+}
 for (const warning of config.warnings) app.log.warn(warning);
 closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
   if (err) app.log.error({ err }, 'closing after an error');

@@ -32,6 +32,16 @@ t.test('no configuration: the embedded demo with the defaults of SPEC §6', asyn
   t.equal(config.eventBuffer, 1000);
   t.equal(config.maxMessageBytes, 65_536);
   t.equal(config.maxClockSkewSeconds, 86_400);
+  t.equal(config.dataDir, './data', 'durable by default (SPEC §7)');
+  t.equal(config.sqliteSynchronous, 'normal');
+});
+
+t.test('DATA_DIR: a directory, or empty for memory only', async (t) => {
+  t.equal(load({ DATA_DIR: '/var/lib/wiihey' }).dataDir, '/var/lib/wiihey');
+  t.equal(load({ DATA_DIR: '' }).dataDir, null);
+  t.equal(load({ DATA_DIR: '  ' }).dataDir, null);
+  t.equal(load({ SQLITE_SYNCHRONOUS: 'full' }).sqliteSynchronous, 'full');
+  t.match(refused({ SQLITE_SYNCHRONOUS: 'off' }), /^SQLITE_SYNCHRONOUS must be equal to one of the allowed values \(normal, full\)/);
 });
 
 t.test('the WiiHey platform: templates expanded, booleans and numbers parsed', async (t) => {
@@ -85,7 +95,7 @@ t.test('settings of features to come are refused or warned about, never silently
   t.equal(refused({ API_KEYS: 'k1' }), 'API_KEYS is not supported by this version of wiihey-bridge yet; unset it');
   t.match(refused({ REDIS_URL: 'redis://x' }), /^REDIS_URL is not supported/);
   t.match(refused({ WEBHOOK_URLS: 'https://x' }), /^WEBHOOK_URLS is not supported/);
-  t.same(load({ DATA_DIR: './data' }).warnings, ['DATA_DIR is set, but this version of wiihey-bridge does not support it yet: ignored']);
+  t.same(load({ WEBHOOK_SECRET: 'whsec_x' }).warnings, ['WEBHOOK_SECRET is set, but this version of wiihey-bridge does not support it yet: ignored']);
   t.same(load({}).warnings, []);
 });
 
@@ -110,4 +120,17 @@ t.test('the process exits 1 with one line on a bad value', async (t) => {
   t.equal(result.status, 1);
   t.equal(result.stderr, 'wiihey-bridge: invalid configuration: PORT must be integer, got "nope"\n');
   t.equal(result.stdout, '');
+});
+
+t.test('the process exits 1 with one line on an unusable DATA_DIR', async (t) => {
+  const main = new URL('../src/main.ts', import.meta.url).pathname;
+  const dir = t.testdir({ 'wiihey-bridge.db': 'not a database at all, just some text that fills a page header' });
+  const result = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), main], {
+    env: { PATH: process.env.PATH, DATA_DIR: dir, PORT: '0', EMBEDDED_MQTT_PORT: '0' },
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  t.equal(result.status, 1);
+  t.equal(result.stderr, `wiihey-bridge: DATA_DIR ${dir}: wiihey-bridge.db is not a wiihey-bridge database\n`);
 });

@@ -74,9 +74,20 @@ export class EventStream {
     return this.#listeners.size;
   }
 
-  /** Sets the seq the stream continues from (a durable store resumes where it stopped). */
-  resume(lastSeq: number): void {
+  /**
+   * Continues after a restart: the events the store kept refill the replay buffer (no listener
+   * hears them again), and the stream goes on after the store's last seq.
+   */
+  resume(lastSeq: number, kept: DeviceEvent[] = []): void {
+    for (const event of kept.slice(-this.capacity)) {
+      if (this.capacity === 0) break;
+      this.#ring[(this.#start + this.#size) % this.capacity] = event;
+      if (this.#size < this.capacity) this.#size++;
+      else this.#start = (this.#start + 1) % this.capacity;
+    }
     this.#lastSeq = lastSeq;
+    // a gap between the kept events and the last seq (EVENT_BUFFER 0, say): no replay across it
+    if (kept.length === 0 || kept[kept.length - 1]!.seq !== lastSeq) this.#replayFloor = lastSeq;
   }
 
   /** Delivers an event to every listener. Never throws: the event is already stored. */

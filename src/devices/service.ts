@@ -49,7 +49,7 @@ export class DeviceService {
   }
 
   async open(): Promise<void> {
-    this.events.resume(await this.store.lastSeq());
+    this.events.resume(await this.store.lastSeq(), await this.store.recentEvents(this.events.capacity));
   }
 
   /** Resolves once the record's effect is stored and its event published. */

@@ -46,5 +46,7 @@ export interface DeviceStore {
    */
   markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]>;
   summary(): Promise<StoreSummary>;
+  /** The newest events it kept, oldest first (at most `limit`): replay survives a restart. */
+  recentEvents(limit: number): Promise<DeviceEvent[]>;
   close(): Promise<void>;
 }

@@ -8,7 +8,8 @@ import type { MqttStatus } from '../../src/ingest/mqtt.js';
 /** A configuration from these variables only (no .env, no process environment), quiet unless TEST_LOG_LEVEL. */
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
-    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', EMBEDDED_MQTT_PORT: '0', ...env },
+    // memory only unless a test gives a DATA_DIR
+    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', EMBEDDED_MQTT_PORT: '0', DATA_DIR: '', ...env },
     dotenv: false,
   });
 }

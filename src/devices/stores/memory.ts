@@ -100,6 +100,10 @@ export class MemoryStore implements DeviceStore {
     return { devices: this.#slots.size, byState: Object.fromEntries(this.#byState), silent: this.#silent };
   }
 
+  async recentEvents(): Promise<DeviceEvent[]> {
+    return []; // nothing survives this store
+  }
+
   async close(): Promise<void> {}
 
   #count(device: Device, delta: 1 | -1): void {

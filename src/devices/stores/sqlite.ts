@@ -1,0 +1,359 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database, { type Database as Db, type Statement } from 'better-sqlite3';
+import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
+import { apply, markSilent } from '../rules.js';
+import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
+import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
+import { deviceJson } from '../wire.js';
+
+// SPEC §7: the durable store in DATA_DIR. Each message's effects (device, history, event, seq)
+// are written in one small transaction before apply() returns, so that ingest acknowledges the
+// message (PUBACK) only once it is durable. better-sqlite3 is synchronous: the transaction is
+// done when the call returns, and nothing else runs on that path.
+
+export interface SqliteStoreOptions {
+  dir: string;
+  historyLimit: number;
+  /** Events kept for Last-Event-ID replay across a restart (EVENT_BUFFER). */
+  eventBuffer: number;
+  /** NORMAL keeps every commit across kill -9; FULL across power loss too, one fsync per message. */
+  synchronous: 'normal' | 'full';
+}
+
+/** Why DATA_DIR cannot be used: one line for the operator (SPEC §6, §7). */
+export class StoreOpenError extends Error {
+  override name = 'StoreOpenError';
+}
+
+export const DATABASE_FILE = 'wiihey-bridge.db';
+
+// user_version is the schema version; each step migrates from the version before it
+const MIGRATIONS: string[] = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE devices (
+     device_id TEXT PRIMARY KEY,
+     state TEXT NOT NULL,
+     silent INTEGER NOT NULL,
+     timestamp INTEGER NOT NULL,
+     json TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX devices_by_state ON devices (state, device_id);
+   CREATE INDEX devices_by_silence ON devices (silent, timestamp);
+   CREATE TABLE history (
+     id INTEGER PRIMARY KEY,
+     device_id TEXT NOT NULL,
+     timestamp INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     battery_level INTEGER,
+     csq INTEGER,
+     received_at TEXT NOT NULL,
+     kind TEXT NOT NULL
+   );
+   CREATE INDEX history_by_device ON history (device_id, timestamp DESC, id DESC);
+   CREATE TABLE events (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, previous_state TEXT, changed INTEGER NOT NULL, device TEXT NOT NULL);`,
+];
+
+interface DeviceRow {
+  json: string;
+}
+
+interface EventRow {
+  seq: number;
+  kind: 'update' | 'silent';
+  previous_state: string | null;
+  changed: number;
+  device: string;
+}
+
+export class SqliteStore implements DeviceStore {
+  readonly storeId: string;
+  readonly #db: Db;
+  readonly #historyLimit: number;
+  readonly #eventBuffer: number;
+  readonly #byState = new Map<string, number>();
+  #devices = 0;
+  #silent = 0;
+  #seq = 0;
+  readonly #q: Record<
+    | 'getDevice'
+    | 'putDevice'
+    | 'lateDuplicate'
+    | 'insertHistory'
+    | 'trimHistory'
+    | 'insertEvent'
+    | 'trimEvents'
+    | 'setSeq'
+    | 'history'
+    | 'dueSilent'
+    | 'markSilent',
+    Statement
+  >;
+  readonly #applyTx: (record: DeviceRecord, receivedAt: string) => StoreOutcome;
+  readonly #silenceTx: (cutoff: number, limit: number) => DeviceEvent[];
+
+  constructor(options: SqliteStoreOptions) {
+    this.#historyLimit = options.historyLimit;
+    this.#eventBuffer = options.eventBuffer;
+    this.#db = openDatabase(options);
+    const db = this.#db;
+    this.storeId = meta(db, 'store_id') ?? setMeta(db, 'store_id', randomUUID().replaceAll('-', ''));
+    this.#q = {
+      getDevice: db.prepare('SELECT json FROM devices WHERE device_id = ?'),
+      putDevice: db.prepare(
+        'INSERT INTO devices (device_id, state, silent, timestamp, json) VALUES (?, ?, ?, ?, ?) ' +
+          'ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, silent = excluded.silent, timestamp = excluded.timestamp, json = excluded.json',
+      ),
+      lateDuplicate: db.prepare('SELECT 1 FROM history WHERE device_id = ? AND timestamp = ? AND state = ? LIMIT 1'),
+      insertHistory: db.prepare(
+        'INSERT INTO history (device_id, timestamp, state, battery_level, csq, received_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      // keep the newest historyLimit entries of the device (newest: by timestamp, then arrival)
+      trimHistory: db.prepare(
+        'DELETE FROM history WHERE id IN (SELECT id FROM history WHERE device_id = ? ORDER BY timestamp DESC, id DESC LIMIT -1 OFFSET ?)',
+      ),
+      insertEvent: db.prepare('INSERT INTO events (seq, kind, previous_state, changed, device) VALUES (?, ?, ?, ?, ?)'),
+      trimEvents: db.prepare('DELETE FROM events WHERE seq <= ?'),
+      setSeq: db.prepare("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+      history: db.prepare(
+        'SELECT timestamp, state, battery_level, csq, received_at, kind FROM history WHERE device_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?',
+      ),
+      dueSilent: db.prepare('SELECT json FROM devices WHERE silent = 0 AND timestamp < ? LIMIT ?'),
+      markSilent: db.prepare('UPDATE devices SET silent = 1, json = ? WHERE device_id = ?'),
+    };
+    this.#recount();
+    this.#applyTx = db.transaction((record: DeviceRecord, receivedAt: string) => this.#apply(record, receivedAt));
+    this.#silenceTx = db.transaction((cutoff: number, limit: number) => this.#markSilent(cutoff, limit));
+  }
+
+  async lastSeq(): Promise<number> {
+    return this.#seq;
+  }
+
+  async apply(record: DeviceRecord, receivedAt: string): Promise<StoreOutcome> {
+    try {
+      return this.#applyTx(record, receivedAt);
+    } catch (err) {
+      this.#recount(); // the transaction rolled back: so do the counters kept beside it
+      throw err;
+    }
+  }
+
+  async get(deviceId: string): Promise<Device | undefined> {
+    return this.#device(deviceId);
+  }
+
+  async list(query: ListQuery): Promise<DevicePage> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.state !== undefined) {
+      where.push('state = ?');
+      params.push(query.state);
+    }
+    if (query.silent !== undefined) {
+      where.push('silent = ?');
+      params.push(query.silent ? 1 : 0);
+    }
+    const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const page = query.after === undefined ? filter : `${filter}${filter ? ' AND' : 'WHERE'} device_id > ?`;
+    // BINARY collation compares UTF-8 bytes: the code point order of rules.compareIds
+    const rows = this.#db
+      .prepare(`SELECT json FROM devices ${page} ORDER BY device_id LIMIT ?`)
+      .all(...params, ...(query.after === undefined ? [] : [query.after]), query.limit + 1) as DeviceRow[];
+    const more = rows.length > query.limit;
+    const items = (more ? rows.slice(0, query.limit) : rows).map((r) => JSON.parse(r.json) as Device);
+    return { items, total: this.#total(query, filter, params), lastId: more ? items[items.length - 1]!.deviceId : null };
+  }
+
+  async history(deviceId: string, limit: number): Promise<HistoryEntry[] | undefined> {
+    if (this.#q.getDevice.get(deviceId) === undefined) return undefined;
+    return (
+      this.#q.history.all(deviceId, limit) as {
+        timestamp: number;
+        state: string;
+        battery_level: number | null;
+        csq: number | null;
+        received_at: string;
+        kind: HistoryEntry['kind'];
+      }[]
+    ).map((r) => ({
+      timestamp: r.timestamp,
+      state: r.state,
+      batteryLevel: r.battery_level,
+      csq: r.csq,
+      receivedAt: r.received_at,
+      kind: r.kind,
+    }));
+  }
+
+  async markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]> {
+    try {
+      return this.#silenceTx(cutoff, limit);
+    } catch (err) {
+      this.#recount();
+      throw err;
+    }
+  }
+
+  async summary(): Promise<StoreSummary> {
+    return { devices: this.#devices, byState: Object.fromEntries(this.#byState), silent: this.#silent };
+  }
+
+  async recentEvents(limit: number): Promise<DeviceEvent[]> {
+    const rows = this.#db.prepare('SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq').all(limit) as EventRow[];
+    return rows.map((r) => {
+      const device = JSON.parse(r.device) as Device;
+      return r.kind === 'silent' ? silentEvent(r.seq, device) : updateEvent(r.seq, device, r.previous_state, r.changed === 1);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #device(deviceId: string): Device | undefined {
+    const row = this.#q.getDevice.get(deviceId) as DeviceRow | undefined;
+    return row === undefined ? undefined : (JSON.parse(row.json) as Device);
+  }
+
+  /** Runs inside the transaction of apply(). */
+  #apply(record: DeviceRecord, receivedAt: string): StoreOutcome {
+    const current = this.#device(record.deviceId);
+    const outcome = apply(current, record, receivedAt);
+    if (outcome.kind === 'duplicate') return outcome;
+    const e = outcome.entry;
+    if (outcome.kind === 'late') {
+      // a late message already in the history is a QoS 1 redelivery (rules.applyWithHistory)
+      if (this.#q.lateDuplicate.get(record.deviceId, e.timestamp, e.state) !== undefined) return { kind: 'duplicate' };
+    }
+    this.#q.insertHistory.run(record.deviceId, e.timestamp, e.state, e.batteryLevel, e.csq, e.receivedAt, e.kind);
+    this.#q.trimHistory.run(record.deviceId, this.#historyLimit);
+    if (outcome.kind === 'late') return outcome;
+
+    const device = outcome.device;
+    const json = deviceJson(device);
+    this.#q.putDevice.run(device.deviceId, device.state, 0, device.timestamp, json);
+    const event = updateEvent(this.#seq + 1, device, outcome.previousState, outcome.changed);
+    event.wire.device = json; // serialized once, for the live APIs too
+    this.#recordEvent(event, json);
+    if (current === undefined) this.#devices++;
+    else this.#count(current, -1);
+    this.#count(device, 1);
+    return { kind: 'update', event };
+  }
+
+  /** Runs inside the transaction of markSilent(). */
+  #markSilent(cutoff: number, limit: number): DeviceEvent[] {
+    const events: DeviceEvent[] = [];
+    for (const row of this.#q.dueSilent.all(cutoff, limit) as DeviceRow[]) {
+      const device = markSilent(JSON.parse(row.json) as Device);
+      const json = deviceJson(device);
+      this.#q.markSilent.run(json, device.deviceId);
+      const event = silentEvent(this.#seq + 1, device);
+      event.wire.device = json;
+      this.#recordEvent(event, json);
+      this.#silent++;
+      events.push(event);
+    }
+    return events;
+  }
+
+  #recordEvent(event: DeviceEvent, deviceJsonText: string): void {
+    this.#seq = event.seq;
+    if (this.#eventBuffer > 0) {
+      const update = event.kind === 'update';
+      this.#q.insertEvent.run(event.seq, event.kind, update ? event.previousState : null, update && event.changed ? 1 : 0, deviceJsonText);
+      this.#q.trimEvents.run(event.seq - this.#eventBuffer);
+    }
+    this.#q.setSeq.run(String(event.seq));
+  }
+
+  /** The counters and the seq kept in memory beside the database, read from it. */
+  #recount(): void {
+    if (!this.#db.open) return;
+    this.#seq = Number(meta(this.#db, 'last_seq') ?? 0);
+    this.#byState.clear();
+    this.#devices = 0;
+    this.#silent = 0;
+    const rows = this.#db.prepare('SELECT state, silent, count(*) AS n FROM devices GROUP BY state, silent').all() as {
+      state: string;
+      silent: number;
+      n: number;
+    }[];
+    for (const row of rows) {
+      this.#byState.set(row.state, (this.#byState.get(row.state) ?? 0) + row.n);
+      this.#devices += row.n;
+      if (row.silent) this.#silent += row.n;
+    }
+  }
+
+  #count(device: Device, delta: 1 | -1): void {
+    const n = (this.#byState.get(device.state) ?? 0) + delta;
+    if (n === 0) this.#byState.delete(device.state);
+    else this.#byState.set(device.state, n);
+    if (device.silent) this.#silent += delta;
+  }
+
+  #total(query: ListQuery, filter: string, params: unknown[]): number {
+    if (query.state === undefined && query.silent === undefined) return this.#devices;
+    if (query.silent === undefined) return this.#byState.get(query.state!) ?? 0;
+    if (query.state === undefined) return query.silent ? this.#silent : this.#devices - this.#silent;
+    return (this.#db.prepare(`SELECT count(*) AS n FROM devices ${filter}`).get(...params) as { n: number }).n;
+  }
+}
+
+function openDatabase(options: SqliteStoreOptions): Db {
+  const where = `DATA_DIR ${options.dir}`;
+  try {
+    mkdirSync(options.dir, { recursive: true });
+  } catch (err) {
+    throw new StoreOpenError(`${where} cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let db: Db;
+  try {
+    db = new Database(join(options.dir, DATABASE_FILE));
+  } catch (err) {
+    throw new StoreOpenError(`${where} cannot be opened: ${(err as Error).message}`);
+  }
+  try {
+    // EXCLUSIVE: this process holds the database until it closes, so a second one on the same
+    // DATA_DIR is refused at start and two processes never hand out seqs from one database
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.exec('BEGIN IMMEDIATE; COMMIT;'); // takes the lock now, not at the first write
+    migrate(db, where);
+  } catch (err) {
+    db.close();
+    if (err instanceof StoreOpenError) throw err;
+    const code = (err as { code?: string }).code;
+    if (code === 'SQLITE_BUSY') throw new StoreOpenError(`${where} is in use by another wiihey-bridge process`);
+    if (code === 'SQLITE_NOTADB') throw new StoreOpenError(`${where}: ${DATABASE_FILE} is not a wiihey-bridge database`);
+    if (code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN') throw new StoreOpenError(`${where} is not writable`);
+    throw new StoreOpenError(`${where} cannot be used: ${(err as Error).message}`);
+  }
+  return db;
+}
+
+function migrate(db: Db, where: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new StoreOpenError(`${where} holds schema version ${version}, newer than this wiihey-bridge knows (${MIGRATIONS.length}): upgrade it`);
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+function meta(db: Db, key: string): string | undefined {
+  return (db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+}
+
+function setMeta(db: Db, key: string, value: string): string {
+  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run(key, value);
+  return value;
+}

@@ -1,0 +1,95 @@
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE, SqliteStore, StoreOpenError, type SqliteStoreOptions } from '../../../src/devices/stores/sqlite.js';
+import { record } from '../../helpers/records.js';
+import { storeContract } from '../store.contract.js';
+
+const AT = '2026-01-01T00:00:00.000Z';
+const options = (dir: string, overrides: Partial<SqliteStoreOptions> = {}): SqliteStoreOptions => ({
+  dir,
+  historyLimit: 50,
+  eventBuffer: 1000,
+  synchronous: 'normal',
+  ...overrides,
+});
+
+storeContract(t, 'sqlite', async (t, { historyLimit }) => {
+  const store = new SqliteStore(options(t.testdir(), { historyLimit }));
+  t.teardown(() => store.close());
+  return store;
+});
+
+t.test('everything survives a reopen: devices, history, counters, seq, store id, recent events', async (t) => {
+  const dir = t.testdir();
+  const first = new SqliteStore(options(dir, { eventBuffer: 3 }));
+  await first.apply(record({ deviceId: 'a', state: 'open', timestamp: 10 }), AT);
+  await first.apply(record({ deviceId: 'b', state: 'close', timestamp: 10 }), AT);
+  await first.apply(record({ deviceId: 'a', state: 'close', timestamp: 20 }), AT);
+  await first.apply(record({ deviceId: 'a', state: 'open', timestamp: 15 }), AT); // late
+  await first.markSilent(15, 100); // b
+  const before = { a: await first.get('a'), history: await first.history('a', 10), summary: await first.summary(), id: first.storeId };
+  await first.close();
+
+  const second = new SqliteStore(options(dir, { eventBuffer: 3 }));
+  t.teardown(() => second.close());
+  t.same(await second.get('a'), before.a);
+  t.same(await second.history('a', 10), before.history);
+  t.same(await second.summary(), before.summary);
+  t.equal(second.storeId, before.id, 'the store id is created once and kept');
+  t.equal(await second.lastSeq(), 4);
+  const recent = await second.recentEvents(10);
+  t.same(recent.map((e) => [e.seq, e.kind, e.device.deviceId]), [[2, 'update', 'b'], [3, 'update', 'a'], [4, 'silent', 'b']], 'the last EVENT_BUFFER events');
+  const next = await second.apply(record({ deviceId: 'c', timestamp: 30 }), AT);
+  t.equal(next.kind === 'update' && next.event.seq, 5, 'the seq continues');
+  t.equal((await second.apply(record({ deviceId: 'a', state: 'close', timestamp: 20 }), AT)).kind, 'duplicate', 'a redelivery after the restart is a duplicate');
+});
+
+t.test('a second store on the same DATA_DIR is refused', async (t) => {
+  const dir = t.testdir();
+  const first = new SqliteStore(options(dir));
+  t.teardown(() => first.close());
+  t.throws(() => new SqliteStore(options(dir)), new StoreOpenError(`DATA_DIR ${dir} is in use by another wiihey-bridge process`));
+  // and from another process, as in production
+  const script = `import('${new URL('../../../src/devices/stores/sqlite.ts', import.meta.url).href}').then(({ SqliteStore }) => {
+    try { new SqliteStore({ dir: ${JSON.stringify(dir)}, historyLimit: 5, eventBuffer: 5, synchronous: 'normal' }); console.log('opened'); }
+    catch (err) { console.log(err.message); }
+  })`;
+  const other = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(other.stdout.trim(), `DATA_DIR ${dir} is in use by another wiihey-bridge process`);
+});
+
+t.test('an unusable DATA_DIR is refused with one line', async (t) => {
+  const notDb = t.testdir({ [DATABASE_FILE]: 'this is not a database, it is a text file that is long enough to have a header' });
+  t.throws(() => new SqliteStore(options(notDb)), { name: 'StoreOpenError', message: `DATA_DIR ${notDb}: ${DATABASE_FILE} is not a wiihey-bridge database` });
+
+  const newer = t.testdir();
+  const db = new Database(join(newer, DATABASE_FILE));
+  db.pragma('user_version = 99');
+  db.close();
+  t.throws(() => new SqliteStore(options(newer)), { message: /holds schema version 99, newer than this wiihey-bridge knows \(1\)/ });
+
+  const file = join(t.testdir(), 'a-file');
+  writeFileSync(file, 'x');
+  t.throws(() => new SqliteStore(options(join(file, 'sub'))), { message: /cannot be created \(ENOTDIR\)/ });
+
+  if (process.getuid?.() !== 0) {
+    const readOnly = t.testdir();
+    mkdirSync(join(readOnly, 'ro'));
+    chmodSync(join(readOnly, 'ro'), 0o500);
+    t.throws(() => new SqliteStore(options(join(readOnly, 'ro'))), { name: 'StoreOpenError' });
+  }
+});
+
+t.test('EVENT_BUFFER 0 keeps no events, and the seq still continues', async (t) => {
+  const dir = t.testdir();
+  const first = new SqliteStore(options(dir, { eventBuffer: 0 }));
+  await first.apply(record({ deviceId: 'a', timestamp: 10 }), AT);
+  await first.close();
+  const second = new SqliteStore(options(dir, { eventBuffer: 0 }));
+  t.teardown(() => second.close());
+  t.same(await second.recentEvents(10), []);
+  t.equal(await second.lastSeq(), 1);
+});
