@@ -30,7 +30,7 @@ const INTROSPECTION = new Set(['__schema', '__type']);
 export function depthRule(maxDepth: number): ValidationRule {
   return (context) => ({
     OperationDefinition(operation) {
-      const depth = selectionDepth(context, operation.selectionSet, new Set());
+      const depth = selectionDepth(context, operation.selectionSet, new Set(), new Map());
       if (depth > maxDepth) {
         context.reportError(
           new GraphQLError(`query depth ${depth} is over the limit of ${maxDepth}`, {
@@ -43,22 +43,29 @@ export function depthRule(maxDepth: number): ValidationRule {
   });
 }
 
-function selectionDepth(context: ValidationContext, set: SelectionSetNode, fragments: Set<string>): number {
+// Each fragment is measured once and remembered: a fragment spread many times over, nested in
+// others that are too, must not make the walk exponential (a 700-byte document did that).
+function selectionDepth(context: ValidationContext, set: SelectionSetNode, visiting: Set<string>, known: Map<string, number>): number {
   let depth = 0;
   for (const selection of set.selections) {
     let d = 0;
     if (selection.kind === Kind.FIELD) {
       if (INTROSPECTION.has(selection.name.value)) continue;
-      d = selection.selectionSet ? 1 + selectionDepth(context, selection.selectionSet, fragments) : 1;
+      d = selection.selectionSet ? 1 + selectionDepth(context, selection.selectionSet, visiting, known) : 1;
     } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      d = selectionDepth(context, selection.selectionSet, fragments);
+      d = selectionDepth(context, selection.selectionSet, visiting, known);
     } else {
       const name = selection.name.value;
       const fragment = context.getFragment(name);
-      if (!fragment || fragments.has(name)) continue; // cycles are another rule's error
-      fragments.add(name);
-      d = selectionDepth(context, fragment.selectionSet, fragments);
-      fragments.delete(name);
+      if (!fragment || visiting.has(name)) continue; // cycles are another rule's error
+      let measured = known.get(name);
+      if (measured === undefined) {
+        visiting.add(name);
+        measured = selectionDepth(context, fragment.selectionSet, visiting, known);
+        visiting.delete(name);
+        known.set(name, measured);
+      }
+      d = measured;
     }
     if (d > depth) depth = d;
   }
@@ -80,7 +87,7 @@ export function costRule(maxItems: number): ValidationRule {
             ? context.getSchema().getSubscriptionType()
             : context.getSchema().getMutationType();
       if (!root) return;
-      const items = selectionCost(context, root, operation.selectionSet, 1, new Set());
+      const items = selectionCost(context, root, operation.selectionSet, 1, new Set(), new Map());
       if (items > maxItems) {
         context.reportError(
           new GraphQLError(`the query could return ${items} list items, over the limit of ${maxItems}`, {
@@ -95,28 +102,38 @@ export function costRule(maxItems: number): ValidationRule {
 
 type Composite = { getFields(): Record<string, GraphQLField<unknown, unknown>> };
 
+/**
+ * The cost is linear in the multiplier, so each fragment's cost is measured once, at a multiplier
+ * of 1, and scaled where it is spread. Sums saturate at Infinity, which is over any limit.
+ */
 function selectionCost(
   context: ValidationContext,
   parent: GraphQLType,
   set: SelectionSetNode,
   multiplier: number,
-  fragments: Set<string>,
+  visiting: Set<string>,
+  known: Map<string, number>,
 ): number {
   const type = getNamedType(parent) as unknown as Partial<Composite>;
   const fields = typeof type.getFields === 'function' ? type.getFields() : {};
   let items = 0;
   for (const selection of set.selections) {
     if (selection.kind === Kind.INLINE_FRAGMENT) {
-      items += selectionCost(context, parent, selection.selectionSet, multiplier, fragments);
+      items += selectionCost(context, parent, selection.selectionSet, multiplier, visiting, known);
       continue;
     }
     if (selection.kind === Kind.FRAGMENT_SPREAD) {
       const name = selection.name.value;
       const fragment = context.getFragment(name);
-      if (!fragment || fragments.has(name)) continue;
-      fragments.add(name);
-      items += selectionCost(context, parent, fragment.selectionSet, multiplier, fragments);
-      fragments.delete(name);
+      if (!fragment || visiting.has(name)) continue;
+      let unit = known.get(name);
+      if (unit === undefined) {
+        visiting.add(name);
+        unit = selectionCost(context, parent, fragment.selectionSet, 1, visiting, known);
+        visiting.delete(name);
+        known.set(name, unit);
+      }
+      items += unit * multiplier;
       continue;
     }
     const field = fields[selection.name.value];
@@ -124,7 +141,7 @@ function selectionCost(
     const limit = limitOf(field, selection);
     const inner = limit === null ? multiplier : multiplier * limit;
     if (isList(field.type)) items += inner;
-    if (selection.selectionSet) items += selectionCost(context, field.type, selection.selectionSet, inner, fragments);
+    if (selection.selectionSet) items += selectionCost(context, field.type, selection.selectionSet, inner, visiting, known);
   }
   return items;
 }

@@ -49,6 +49,14 @@ export interface GqlConnectionOptions {
   onError(err: unknown): void;
 }
 
+/** Operations one socket may run at once: each subscription is executed for every event. */
+export const MAX_OPERATIONS = 100;
+
+interface Operation {
+  /** Stops a subscription; null for a query still running. */
+  stop: (() => void) | null;
+}
+
 interface SubscribePayload {
   query: string;
   variables?: Record<string, unknown> | null;
@@ -65,8 +73,8 @@ export class GqlConnection {
   #initReceived = false;
   #acknowledged = false;
   #closed = false;
-  /** Operations by id: the function that stops each, or null for a query still running. */
-  readonly #operations = new Map<string, (() => void) | null>();
+  /** Operations by id, each a token of its own: a finishing query never touches a newer one of its id. */
+  readonly #operations = new Map<string, Operation>();
   #initTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -113,9 +121,9 @@ export class GqlConnection {
       case 'pong':
         return;
       case 'complete': {
-        const stop = this.#operations.get(message.id);
+        const operation = this.#operations.get(message.id);
         this.#operations.delete(message.id);
-        stop?.();
+        operation?.stop?.();
         return;
       }
       case 'subscribe':
@@ -131,7 +139,7 @@ export class GqlConnection {
   closed(): void {
     this.#closed = true;
     clearTimeout(this.#initTimer);
-    for (const stop of this.#operations.values()) stop?.();
+    for (const operation of this.#operations.values()) operation.stop?.();
     this.#operations.clear();
   }
 
@@ -144,6 +152,9 @@ export class GqlConnection {
   async #subscribe(id: string, payload: SubscribePayload): Promise<void> {
     const errors = (list: readonly GraphQLError[]): void =>
       this.socket.send(JSON.stringify({ id, type: 'error', payload: list.map((e) => e.toJSON()) }));
+    if (this.#operations.size >= MAX_OPERATIONS) {
+      return errors([new GraphQLError(`at most ${MAX_OPERATIONS} operations at once on one connection`)]);
+    }
     let document: DocumentNode;
     try {
       document = parse(payload.query, { maxTokens: this.options.maxTokens });
@@ -160,20 +171,18 @@ export class GqlConnection {
     const variables = coerced.coerced as Record<string, unknown>;
 
     if (operation.operation === 'subscription') {
-      let stop: () => void;
+      const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
       try {
-        stop = this.options.hub.add(
-          { document, source: payload.query, operationName, variables },
-          { next: (json) => this.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${json}}`) },
-        );
+        const stop = this.options.hub.add({ document, operationName, variables }, { next: (json) => this.socket.send(`${prefix}${json}}`) });
+        this.#operations.set(id, { stop });
       } catch (err) {
         return errors([new GraphQLError((err as Error).message)]);
       }
-      this.#operations.set(id, stop);
       return;
     }
     // a query over the socket: one result, then complete
-    this.#operations.set(id, null);
+    const token: Operation = { stop: null };
+    this.#operations.set(id, token);
     let result: ExecutionResult;
     try {
       result = await this.options.executeQuery({ document, variables, operationName });
@@ -181,7 +190,7 @@ export class GqlConnection {
       this.options.onError(err);
       result = { errors: [new GraphQLError('internal error')] };
     }
-    if (this.#closed || !this.#operations.has(id)) return; // completed by the client meanwhile
+    if (this.#closed || this.#operations.get(id) !== token) return; // completed by the client meanwhile
     this.#operations.delete(id);
     this.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${JSON.stringify(result)}}`);
     this.socket.send(`{"id":${JSON.stringify(id)},"type":"complete"}`);

@@ -1,6 +1,7 @@
 import {
   execute,
   getOperationAST,
+  print,
   type DocumentNode,
   type ExecutionResult,
   type GraphQLSchema,
@@ -34,8 +35,6 @@ interface Group {
 
 export interface SubscriptionRequest {
   document: DocumentNode;
-  /** The query text as sent: subscribers who send the same text and variables share execution. */
-  source: string;
   operationName?: string | undefined;
   variables?: Record<string, unknown> | undefined;
 }
@@ -53,6 +52,11 @@ export class SubscriptionHub {
     private readonly onError: (err: unknown) => void,
   ) {}
 
+  /** Distinct executions per event: subscribers of the same document and variables share one. */
+  get groupCount(): number {
+    return this.#groups.size;
+  }
+
   get size(): number {
     let n = 0;
     for (const group of this.#groups.values()) n += group.subscribers.size;
@@ -61,7 +65,8 @@ export class SubscriptionHub {
 
   /** Adds a validated subscription operation; returns the function that removes it. */
   add(request: SubscriptionRequest, subscriber: Subscriber): () => void {
-    const key = `${request.operationName ?? ''}\u0000${JSON.stringify(request.variables ?? {})}\u0000${request.source}`;
+    // the printed document: spacing and comments do not make another group (and another execution)
+    const key = `${request.operationName ?? ''}\u0000${JSON.stringify(request.variables ?? {})}\u0000${print(request.document)}`;
     let group = this.#groups.get(key);
     if (group === undefined) {
       group = this.#group(key, request);

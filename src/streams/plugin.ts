@@ -10,6 +10,8 @@ import { wsRoutes, type WsClient } from './ws.js';
 // SPEC §5: the live streams, /ws and /events, both fed by the one event stream (devices/events.ts).
 
 export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
+/** On shutdown, how long a peer has to answer the close frame. */
+const CLOSE_GRACE_MS = 1000;
 
 export interface StreamsPluginOptions {
   doc: OpenApiDocument;
@@ -36,7 +38,15 @@ async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): 
     options: { maxPayload: MAX_CLIENT_FRAME_BYTES },
     // every WebSocket (/ws and /graphql) is told why it closes: 1001, the server goes away
     preClose(done) {
-      for (const socket of this.websocketServer.clients) socket.close(WsClose.GoingAway, 'server shutting down');
+      for (const socket of this.websocketServer.clients) {
+        // a peer that does not read would hold the closing handshake for ws's 30 s: cut it
+        if (socket.bufferedAmount > 0) {
+          socket.terminate();
+          continue;
+        }
+        socket.close(WsClose.GoingAway, 'server shutting down');
+        setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+      }
       this.websocketServer.close(() => done());
     },
   });

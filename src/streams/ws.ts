@@ -43,77 +43,114 @@ export interface WsLimits {
   snapshotLimit: number;
 }
 
+/** Events kept in order while a snapshot is read; more than this and they are conflated too. */
+const QUEUE_WHILE_READING = 10_000;
+
 /**
- * One /ws connection. Frames go straight to the socket while it keeps up; past maxBufferedBytes
+ * One /ws connection. Frames go straight to the socket while it keeps up. Past maxBufferedBytes
  * of unsent data the client is "behind": its events wait in `pending`, newest per device
- * (conflation: memory bounded by the number of devices), until the socket drains. The same map
- * holds events that arrive while a snapshot is being read, so none falls between the two.
+ * (conflation: memory bounded by the number of devices), and go out, oldest seq first and within
+ * the byte bound, as the socket drains. While a snapshot is read, events wait in order in a queue
+ * and are offered again after it, so that none falls between the snapshot and the stream.
  */
 export class WsClient {
   filter: EventFilter;
   alive = true;
-  /** Events waiting, newest per device; null while frames go straight out. */
-  pending: Map<string, DeviceEvent> | null = new Map();
+  /** Conflated events, newest per device, while behind; null while frames go straight out. */
+  pending: Map<string, DeviceEvent> | null = null;
   /** When the client fell behind (ms), or null. */
   behindSince: number | null = null;
-  #loading = 0;
+  /** Events that came while a snapshot was read; null when none is read. */
+  #queue: DeviceEvent[] | null = null;
+  #reading = false;
+  /** A subscribe came while a snapshot was read: read another one after it. */
+  #again = false;
 
   constructor(
     readonly socket: WebSocket,
     filter: EventFilter,
     private readonly limits: WsLimits,
+    /** Told when the client falls behind: the drain loop then flushes it, or closes it. */
+    private readonly onBehind: (client: WsClient) => void,
   ) {
     this.filter = filter;
-  }
-
-  get loading(): boolean {
-    return this.#loading > 0;
   }
 
   /** Called for every event of the stream, in seq order: must stay cheap. */
   offer(event: DeviceEvent, now: number): void {
     if (!matches(this.filter, event.device)) return;
+    if (this.#queue !== null && this.pending === null && this.#queue.length < QUEUE_WHILE_READING) {
+      this.#queue.push(event);
+      return;
+    }
     if (this.pending !== null) {
       this.pending.set(event.device.deviceId, event);
       return;
     }
-    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+    if (this.#queue !== null || this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
       this.pending = new Map([[event.device.deviceId, event]]);
-      this.behindSince = now;
+      if (this.#queue === null) this.#fellBehind(now);
       return;
     }
     this.socket.send(wsFrame(event));
   }
 
-  /** Sends what waits, in seq order, once the socket has room again. True when caught up. */
+  /** Sends what waits, oldest seq first, while the socket stays within the bound. True when caught up. */
   flush(): boolean {
+    if (this.#queue !== null) return false; // a snapshot is being read: its end flushes
     if (this.pending === null) return true;
-    if (this.loading || this.socket.bufferedAmount > this.limits.maxBufferedBytes / 2) return false;
     const waiting = [...this.pending.values()].sort((a, b) => a.seq - b.seq);
+    for (let i = 0; i < waiting.length; i++) {
+      if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+        this.pending = new Map(waiting.slice(i).map((e) => [e.device.deviceId, e]));
+        return false;
+      }
+      this.socket.send(wsFrame(waiting[i]!));
+    }
     this.pending = null;
     this.behindSince = null;
-    for (const event of waiting) this.socket.send(wsFrame(event));
     return true;
   }
 
-  /** Reads a snapshot for the current filter and sends it, then what arrived meanwhile. */
+  /**
+   * Reads a snapshot for the current filter and sends it, then the events that came meanwhile.
+   * One read at a time: a subscribe during a read asks for one more read after it.
+   */
   async sendSnapshot(store: DeviceStore): Promise<void> {
-    this.#loading++;
-    this.pending ??= new Map();
-    const filter = this.filter;
-    try {
-      const { devices, total } = await snapshot(store, filter, this.limits.snapshotLimit);
-      if (filter !== this.filter || this.socket.readyState !== this.socket.OPEN) return; // a newer subscribe won
-      const body = devices.map(deviceJson).join(',');
-      this.socket.send(`{"type":"snapshot","devices":[${body}],"total":${total},"truncated":${devices.length < total}}`);
-    } finally {
-      this.#loading--;
+    if (this.#reading) {
+      this.#again = true;
+      return;
     }
-    this.flush();
+    this.#reading = true;
+    this.#queue = [];
+    this.pending = null; // the snapshot replaces whatever waited
+    try {
+      do {
+        this.#again = false;
+        const { devices, total } = await snapshot(store, this.filter, this.limits.snapshotLimit);
+        if (this.#again || this.socket.readyState !== this.socket.OPEN) continue;
+        const body = devices.map(deviceJson).join(',');
+        this.socket.send(`{"type":"snapshot","devices":[${body}],"total":${total},"truncated":${devices.length < total}}`);
+      } while (this.#again);
+    } finally {
+      this.#reading = false;
+      const queued = this.#queue;
+      const conflated = this.pending as Map<string, DeviceEvent> | null;
+      this.#queue = null;
+      this.pending = null;
+      const now = Date.now();
+      for (const event of queued) this.offer(event, now);
+      if (conflated !== null) for (const event of [...conflated.values()].sort((a, b) => a.seq - b.seq)) this.offer(event, now);
+    }
   }
 
   /** A client frame: a subscribe replaces the filter; anything else gets an error frame. */
   async receive(data: Buffer, isBinary: boolean, store: DeviceStore): Promise<void> {
+    // a client that sends frames but does not read their answers gets no more of them (SPEC §5 bound)
+    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.socket.close(WsClose.TryAgainLater, 'too slow: reconnect and resubscribe');
+      return;
+    }
     if (isBinary) return this.error('frames are JSON text, not binary');
     let frame: unknown;
     try {
@@ -126,13 +163,18 @@ export class WsClient {
       deviceIds: frame.deviceIds ? new Set(frame.deviceIds) : null,
       states: frame.states ? new Set(frame.states) : null,
     };
-    this.pending = new Map(); // the fresh snapshot replaces whatever waited
     this.behindSince = null;
     await this.sendSnapshot(store);
   }
 
   error(message: string): void {
     this.socket.send(JSON.stringify({ type: 'error', message }));
+  }
+
+  #fellBehind(now: number): void {
+    if (this.behindSince !== null) return;
+    this.behindSince = now;
+    this.onBehind(this);
   }
 }
 
@@ -184,12 +226,9 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
 
   const unsubscribe = events.subscribe((event) => {
     const now = Date.now();
-    for (const client of clients) {
-      const wasBehind = client.behindSince !== null;
-      client.offer(event, now);
-      if (!wasBehind && client.behindSince !== null) behind.add(client);
-    }
+    for (const client of clients) client.offer(event, now);
   });
+  const fellBehind = (client: WsClient): void => void behind.add(client);
 
   // Clients that fell behind: flushed as their sockets drain, closed when behind too long.
   const drainTimer = setInterval(() => {
@@ -236,7 +275,7 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
       throw new BRG_ERR_UPGRADE_REQUIRED('/ws');
     },
     wsHandler: (socket, request) => {
-      const client = new WsClient(socket, queryFilter(request.query), limits);
+      const client = new WsClient(socket, queryFilter(request.query), limits, fellBehind);
       clients.add(client);
       socket.on('pong', () => {
         client.alive = true;
@@ -256,8 +295,6 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
           log.error({ err }, '/ws snapshot failed');
           socket.close(WsClose.InternalError, 'snapshot failed');
         });
-      } else {
-        client.flush();
       }
     },
   });

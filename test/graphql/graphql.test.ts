@@ -223,3 +223,14 @@ t.test('GraphiQL is served with local assets only', async (t) => {
   }
   t.equal((await app.inject('/graphiql/assets/nope.js')).statusCode, 404);
 });
+
+t.test('fragments spread over and over are measured once: refused, not hung', async (t) => {
+  const app = await buildTestApp(t, testConfig(), { connectMqtt: false });
+  await app.ready();
+  const levels = 12;
+  const fragments = Array.from({ length: levels }, (_, i) => `fragment F${i} on Query { ${`...F${i + 1} `.repeat(6)}}`);
+  fragments.push(`fragment F${levels} on Query { devices { items { deviceId } } }`);
+  const res = await gql(app, `{ ...F0 } ${fragments.join(' ')}`);
+  t.equal(res.status, 400);
+  t.match(res.body.errors?.map((e) => e.message).join(' '), /over the limit of 10000/);
+});

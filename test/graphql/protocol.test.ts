@@ -125,3 +125,39 @@ t.test('subscribe and complete; a query runs once and completes', async (t) => {
   connection.closed();
   t.equal(hub.size, 0, 'a closed socket leaves no subscription');
 });
+
+t.test('an operation id reused after a query completes belongs to the new subscription', async (t) => {
+  let finish: (value: { data: unknown }) => void = () => {};
+  const { connection, sent, hub } = fake(GRAPHQL_WS_PROTOCOL, {
+    executeQuery: () => new Promise((resolve) => (finish = resolve as typeof finish)),
+  });
+  await connection.receive('{"type":"connection_init"}');
+  const query = connection.receive(JSON.stringify({ id: 'x', type: 'subscribe', payload: { query: '{ stats { devices } }' } }));
+  await connection.receive('{"type":"complete","id":"x"}');
+  await connection.receive(subscribe('x'));
+  finish({ data: { stats: null } });
+  await query;
+  t.equal(hub.size, 1, 'the subscription stands');
+  t.notOk(sent.some((m) => m.type === 'complete'), 'the old query sends nothing for the new operation');
+  connection.closed();
+  t.equal(hub.size, 0, 'and goes with the socket');
+});
+
+t.test('at most MAX_OPERATIONS operations on one socket', async (t) => {
+  const { connection, sent, hub } = fake();
+  await connection.receive('{"type":"connection_init"}');
+  for (let i = 0; i < 101; i++) await connection.receive(subscribe(`s${i}`, `subscription { deviceSilent(deviceId: "${i % 3}") { deviceId } }`));
+  t.equal(connection.operations, 100);
+  t.equal(sent.at(-1)?.type, 'error');
+  t.match((sent.at(-1)?.payload as { message: string }[])[0]?.message, /at most 100 operations/);
+  t.ok(hub.size <= 100);
+});
+
+t.test('spacing and comments do not make another execution group', async (t) => {
+  const { connection, hub } = fake();
+  await connection.receive('{"type":"connection_init"}');
+  await connection.receive(subscribe('a', 'subscription { deviceSilent { deviceId } }'));
+  await connection.receive(subscribe('b', 'subscription   {\n  # a comment\n  deviceSilent { deviceId }\n}'));
+  t.equal(hub.size, 2);
+  t.equal(hub.groupCount, 1);
+});

@@ -99,6 +99,7 @@ t.test('500 subscribers over three APIs each get every matching event once, in o
     () => `subscriptions registered: ${app.subscriptions.size} graphql, ${app.liveClients.sse.size} sse`,
   );
   t.equal(subscribers.length, 500);
+  t.ok(app.subscriptions.groupCount <= DEVICES + 1, `165 GraphQL subscribers share ${app.subscriptions.groupCount} executions per event`);
 
   const events: DeviceEvent[] = [];
   app.devices.events.subscribe((e) => events.push(e));

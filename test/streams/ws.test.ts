@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import WebSocket from 'ws';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
-import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
+import { buildTestApp, nextEvent, testConfig, withTimeout } from '../helpers/app.js';
 import { record } from '../helpers/records.js';
 import { WsProbe, type Frame } from '../helpers/ws.js';
 import { checkFrame } from '../helpers/asyncapi.js';
@@ -193,4 +193,57 @@ t.test('app.close() closes the clients with 1001', async (t) => {
   const client = await WsProbe.open(t, `${url}?snapshot=false`);
   await app.close();
   t.equal((await client.closed).code, 1001);
+});
+
+t.test('a big snapshot, then updates: none is stuck behind it', async (t) => {
+  const { app, url } = await listening(t, { WS_MAX_BUFFERED_BYTES: '4096' });
+  const pad = 'x'.repeat(1000);
+  for (let i = 0; i < 3000; i++) await app.devices.accept(record({ deviceId: `big${i}`, timestamp: ts, attributes: { pad } }), Date.now());
+  const client = await WsProbe.open(t, url);
+  const snapshot = await client.next((f) => f.type === 'snapshot', 'the snapshot');
+  t.equal((snapshot.devices as unknown[]).length, 3000);
+  await app.devices.accept(record({ deviceId: 'after', timestamp: ts + 1 }), Date.now());
+  const update = await client.next((f) => f.type === 'update', 'the update after the snapshot');
+  t.equal((update.device as { deviceId: string }).deviceId, 'after');
+});
+
+t.test('subscribe frames racing each other: the last filter wins, and updates keep coming', async (t) => {
+  const { app, url } = await listening(t);
+  for (let i = 0; i < 200; i++) await app.devices.accept(record({ deviceId: `r${i}`, timestamp: ts }), Date.now());
+  const client = await WsProbe.open(t, `${url}?snapshot=false`);
+  client.send({ type: 'subscribe', deviceIds: Array.from({ length: 1000 }, (_, i) => `r${i}`), states: null });
+  client.send({ type: 'subscribe', deviceIds: ['r7'], states: null });
+  const last = await client.next((f) => f.type === 'snapshot' && (f.devices as unknown[]).length === 1, 'the snapshot of the last filter');
+  t.same((last.devices as { deviceId: string }[]).map((d) => d.deviceId), ['r7']);
+  await app.devices.accept(record({ deviceId: 'r3', timestamp: ts + 1 }), Date.now());
+  await app.devices.accept(record({ deviceId: 'r7', timestamp: ts + 1 }), Date.now());
+  const update = await client.next((f) => f.type === 'update', 'an update after the subscribes');
+  t.equal((update.device as { deviceId: string }).deviceId, 'r7', 'only the last filter holds');
+  t.ok(client.frames.filter((f) => f.type === 'snapshot').length <= 2, 'at most one snapshot per subscribe');
+});
+
+t.test('a client that floods subscribe frames and never reads is closed, not buffered for', async (t) => {
+  const { app, url } = await listening(t, { WS_MAX_BUFFERED_BYTES: '65536' });
+  const pad = 'x'.repeat(1000);
+  for (let i = 0; i < 500; i++) await app.devices.accept(record({ deviceId: `f${i}`, timestamp: ts, attributes: { pad } }), Date.now());
+  const client = await WsProbe.open(t, `${url}?snapshot=false`);
+  (client.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+  let maxBuffered = 0;
+  for (let i = 0; i < 300 && client.socket.readyState === WebSocket.OPEN; i++) {
+    client.send({ type: 'subscribe', deviceIds: null, states: null });
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const c of app.liveClients.ws) maxBuffered = Math.max(maxBuffered, c.socket.bufferedAmount);
+  }
+  t.ok(maxBuffered < 2 * 1024 * 1024, `the server buffered at most ${maxBuffered} bytes for it`);
+  (client.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+  t.equal((await client.closed).code, 1013);
+});
+
+t.test('app.close() does not wait for a peer that does not read', async (t) => {
+  const { app, url } = await listening(t);
+  const client = await WsProbe.open(t, `${url}?snapshot=false`);
+  (client.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+  const started = Date.now();
+  await withTimeout(app.close(), 5000, () => 'app.close()');
+  t.ok(Date.now() - started < 5000);
 });
