@@ -12,6 +12,7 @@ import http from './http/plugin.js';
 import graphql from './graphql/plugin.js';
 import ingest from './ingest/plugin.js';
 import streams from './streams/plugin.js';
+import webhooks from './webhooks/plugin.js';
 
 export interface Deps {
   store: DeviceStore;
@@ -26,12 +27,14 @@ export interface Deps {
 
 /** SPEC §7: SQLite in DATA_DIR, or memory only when DATA_DIR is empty. Throws StoreOpenError. */
 export function openStore(config: Config): DeviceStore {
-  if (config.dataDir === null) return new MemoryStore({ historyLimit: config.historyLimit });
+  const webhookUrls = config.webhooks?.urls ?? [];
+  if (config.dataDir === null) return new MemoryStore({ historyLimit: config.historyLimit, webhookUrls });
   return new SqliteStore({
     dir: config.dataDir,
     historyLimit: config.historyLimit,
     eventBuffer: config.eventBuffer,
     synchronous: config.sqliteSynchronous,
+    webhookUrls,
   });
 }
 
@@ -63,5 +66,6 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   await app.register(http, { doc });
   await app.register(streams, { doc, config: config.streams });
   await app.register(graphql, { doc, config: config.graphql, streams: config.streams });
+  await app.register(webhooks, { config: config.webhooks });
   return app;
 }

@@ -7,7 +7,7 @@ import { parseTopicTemplates } from './ingest/topics.js';
 // SPEC §6: the service is configured only by the environment (and a .env file).
 // A bad value stops start-up with one line naming the variable; secrets are never printed.
 
-const SECRETS = new Set(['WIIHEY_APP_KEY']);
+const SECRETS = new Set(['WIIHEY_APP_KEY', 'WEBHOOK_SECRET']);
 
 const schema = {
   type: 'object',
@@ -48,6 +48,11 @@ const schema = {
     // SPEC §6/§7: durable state here; empty: memory only (an empty variable counts as unset, so "none")
     DATA_DIR: { type: 'string', default: './data' },
     SQLITE_SYNCHRONOUS: { type: 'string', enum: ['normal', 'full'], default: 'normal' },
+    WEBHOOK_URLS: { type: 'string' },
+    WEBHOOK_SECRET: { type: 'string', pattern: '^whsec_[A-Za-z0-9+/=]{8,}$' },
+    WEBHOOK_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 600, default: 15 },
+    // Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about three days)
+    WEBHOOK_RETRY_SECONDS: { type: 'string', default: '5,300,1800,7200,18000,36000,50400,72000,86400' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
   },
 } as const;
@@ -88,7 +93,19 @@ interface Env {
   GRAPHQL_INIT_TIMEOUT_SECONDS: number;
   DATA_DIR: string;
   SQLITE_SYNCHRONOUS: 'normal' | 'full';
+  WEBHOOK_URLS?: string;
+  WEBHOOK_SECRET?: string;
+  WEBHOOK_TIMEOUT_SECONDS: number;
+  WEBHOOK_RETRY_SECONDS: string;
   LOG_LEVEL: string;
+}
+
+export interface WebhooksConfig {
+  urls: string[];
+  /** whsec_…: Standard Webhooks' HMAC-SHA256 key. */
+  secret: string;
+  timeoutMs: number;
+  retryScheduleMs: number[];
 }
 
 export interface StreamsConfig {
@@ -153,6 +170,8 @@ export interface Config {
   sqliteSynchronous: 'normal' | 'full';
   streams: StreamsConfig;
   graphql: GraphqlConfig;
+  /** Null without WEBHOOK_URLS. */
+  webhooks: WebhooksConfig | null;
   /** Said at start: settings that are accepted but have no effect. */
   warnings: string[];
 }
@@ -239,8 +258,31 @@ export function loadConfig(options: LoadOptions = {}): Config {
       maxDepth: env.GRAPHQL_MAX_DEPTH,
       initTimeoutMs: env.GRAPHQL_INIT_TIMEOUT_SECONDS * 1000,
     },
+    webhooks: webhooks(env),
     warnings,
   };
+}
+
+function webhooks(env: Env): WebhooksConfig | null {
+  const urls = (env.WEBHOOK_URLS ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  if (urls.length === 0) return null;
+  for (const url of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError(`WEBHOOK_URLS has an invalid URL "${withoutCredentials(url)}"`);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+      throw new ConfigError(`WEBHOOK_URLS has a URL that is not http(s): "${withoutCredentials(url)}"`);
+    }
+  }
+  if (env.WEBHOOK_SECRET === undefined) throw new ConfigError('WEBHOOK_SECRET is required with WEBHOOK_URLS (a whsec_… secret)');
+  const retryScheduleMs = env.WEBHOOK_RETRY_SECONDS.split(',').map((v) => Number(v.trim()) * 1000);
+  if (retryScheduleMs.some((ms) => !Number.isFinite(ms) || ms <= 0)) {
+    throw new ConfigError('WEBHOOK_RETRY_SECONDS must be a comma-separated list of positive numbers of seconds');
+  }
+  return { urls: [...new Set(urls)], secret: env.WEBHOOK_SECRET, timeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000, retryScheduleMs };
 }
 
 // SPEC §6 variables of features this version does not have yet. Setting one must not look as if
@@ -250,8 +292,6 @@ const NOT_YET: Record<string, 'refuse' | 'warn'> = {
   CORS_ORIGINS: 'refuse',
   REDIS_URL: 'refuse',
   MQTT_SHARED_GROUP: 'refuse',
-  WEBHOOK_URLS: 'refuse',
-  WEBHOOK_SECRET: 'warn',
 };
 
 /** The validated variables, and the names of those set to an empty value. */

@@ -94,9 +94,26 @@ t.test('a secret is never printed, even when it is the bad value', async (t) => 
 t.test('settings of features to come are refused or warned about, never silently ignored', async (t) => {
   t.equal(refused({ API_KEYS: 'k1' }), 'API_KEYS is not supported by this version of wiihey-bridge yet; unset it');
   t.match(refused({ REDIS_URL: 'redis://x' }), /^REDIS_URL is not supported/);
-  t.match(refused({ WEBHOOK_URLS: 'https://x' }), /^WEBHOOK_URLS is not supported/);
-  t.same(load({ WEBHOOK_SECRET: 'whsec_x' }).warnings, ['WEBHOOK_SECRET is set, but this version of wiihey-bridge does not support it yet: ignored']);
   t.same(load({}).warnings, []);
+});
+
+t.test('webhooks: URLs, a whsec_ secret, a retry schedule', async (t) => {
+  const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+  t.equal(load({}).webhooks, null);
+  const config = load({ WEBHOOK_URLS: 'https://a.example/hook, http://127.0.0.1:9000/x', WEBHOOK_SECRET: secret });
+  t.same(config.webhooks, {
+    urls: ['https://a.example/hook', 'http://127.0.0.1:9000/x'],
+    secret,
+    timeoutMs: 15_000,
+    retryScheduleMs: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400].map((s) => s * 1000),
+  });
+  t.match(refused({ WEBHOOK_URLS: 'https://a' }), /^WEBHOOK_SECRET is required with WEBHOOK_URLS/);
+  t.match(refused({ WEBHOOK_URLS: 'ftp://a', WEBHOOK_SECRET: secret }), /not http\(s\)/);
+  t.match(refused({ WEBHOOK_URLS: 'not a url', WEBHOOK_SECRET: secret }), /invalid URL/);
+  const bad = refused({ WEBHOOK_URLS: 'https://a', WEBHOOK_SECRET: 'plain-secret-value' });
+  t.match(bad, /^WEBHOOK_SECRET must match pattern/);
+  t.notMatch(bad, /plain-secret-value/, 'the secret is never printed');
+  t.match(refused({ WEBHOOK_URLS: 'https://a', WEBHOOK_SECRET: secret, WEBHOOK_RETRY_SECONDS: '5,x' }), /WEBHOOK_RETRY_SECONDS/);
 });
 
 t.test('.env is read; the environment wins over it', async (t) => {

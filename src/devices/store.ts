@@ -1,4 +1,5 @@
 import type { DeviceEvent, UpdateEvent } from './events.js';
+import type { Outbox } from '../webhooks/outbox.js';
 import type { Device, DeviceRecord, HistoryEntry } from './types.js';
 
 // The device store: the memory store now, SQLite (DATA_DIR) and Redis (REDIS_URL) next.
@@ -29,7 +30,11 @@ export interface StoreSummary {
   silent: number;
 }
 
-export interface DeviceStore {
+/**
+ * The store also keeps the webhook outbox (webhooks/outbox.ts): apply() and markSilent()
+ * enqueue a delivery per webhook URL for each event that becomes a webhook, in the same write.
+ */
+export interface DeviceStore extends Outbox {
   /** Created once with the store's data and kept with it (webhook ids derive from it, SPEC §5). */
   readonly storeId: string;
   /** The seq of the newest event this store emitted. */

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { webhookStats } from '../webhooks/plugin.js';
 import { route, type OpenApiDocument } from './openapi.js';
 
 // SPEC §5: health, readiness, counters and rejected messages; /openapi.json serves the document.
@@ -12,6 +13,7 @@ export async function collectStats(app: FastifyInstance) {
     ...summary,
     messages: { received, accepted, duplicate, late, invalid },
     mqtt: app.ingest.status(),
+    webhooks: await webhookStats(app),
     uptimeSeconds: Math.floor((Date.now() - app.devices.startedAt) / 1000),
   };
 }

@@ -5,6 +5,7 @@ import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, brokerEnv, message, publisher } from '../helpers/bridge.js';
 import { getJson, spawnBridge, type BridgeProcess } from '../helpers/process.js';
 import { withTimeout } from '../helpers/app.js';
+import { Receiver, SECRET } from '../helpers/receiver.js';
 
 // SPEC §7: acknowledged only once durable, a persistent session, and the duplicate rule: kill -9
 // at any moment loses nothing and gives no message two seqs. Real processes, a real Mosquitto.
@@ -23,9 +24,13 @@ t.test('kill -9 of the bridge (and a Mosquitto restart) while 10,000 QoS 1 messa
   const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY }, tls: false, persistence: true });
   if (!broker) return;
   const dataDir = t.testdir();
+  const receiver = await Receiver.start(t);
   const env = {
     ...brokerEnv(broker, { MQTT_CLIENT_ID: 'bridge-kill9', DATA_DIR: dataDir, HISTORY_LIMIT: '50' }),
     EMBEDDED_MQTT_PORT: '0',
+    WEBHOOK_URLS: receiver.url,
+    WEBHOOK_SECRET: SECRET,
+    WEBHOOK_RETRY_SECONDS: '0.1,0.2,0.5,1,1,1,1,1,1,1',
   };
   let bridge: BridgeProcess = await spawnBridge(t, env, dataDir);
   const pub = await publisher(t, broker, { clientId: 'publisher-kill9' });
@@ -69,6 +74,12 @@ t.test('kill -9 of the bridge (and a Mosquitto restart) while 10,000 QoS 1 messa
   const wrong = [...last].filter(([id, want]) => seen.get(id)?.state !== want.state || seen.get(id)?.timestamp !== want.timestamp);
   t.same(wrong.slice(0, 5), [], 'every device holds the last message published for it');
 
+  // every state change reaches the webhook receiver
+  while ((await getJson<{ webhooks: { pending: number } }>(`${bridge.base}/stats`)).webhooks.pending > 0) {
+    if (Date.now() > deadline) throw new Error('webhooks still pending');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+
   bridge.child.kill('SIGTERM');
   t.equal(await bridge.exited, 0, 'a clean stop');
   const db = new Database(join(dataDir, 'wiihey-bridge.db'), { readonly: true });
@@ -77,4 +88,22 @@ t.test('kill -9 of the bridge (and a Mosquitto restart) while 10,000 QoS 1 messa
   t.same(doubled, [], 'no message is in a history twice');
   const lastSeq = Number((db.prepare("SELECT value FROM meta WHERE key = 'last_seq'").get() as { value: string }).value);
   t.equal(lastSeq, MESSAGES + 1, 'one seq per message: none lost, none given two');
+
+  // the state changes, from the stored histories (each device has all of its 10 messages there)
+  const rows = db.prepare("SELECT device_id, timestamp, state FROM history WHERE kind = 'update' ORDER BY device_id, timestamp").all() as { device_id: string; timestamp: number; state: string }[];
+  const changes = new Set<string>();
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const before = rows[i - 1];
+    if (before === undefined || before.device_id !== r.device_id || before.state !== r.state) changes.add(`${r.device_id}@${r.timestamp}`);
+  }
+  const ids = new Map<string, Set<string>>();
+  for (const r of receiver.accepted) {
+    const key = `${r.body.data.device.deviceId}@${(r.body.data.device as unknown as { timestamp: number }).timestamp}`;
+    ids.set(key, (ids.get(key) ?? new Set()).add(r.id));
+  }
+  t.same([...changes].filter((k) => !ids.has(k)).slice(0, 5), [], 'every state change reached the receiver');
+  t.same([...ids.keys()].filter((k) => !changes.has(k)).slice(0, 5), [], 'and nothing else');
+  t.same([...ids].filter(([, set]) => set.size > 1).slice(0, 5), [], 'a repeat only ever with the same webhook-id');
+  t.ok(receiver.accepted.every((r) => r.verified), 'every signature verifies');
 });

@@ -106,6 +106,7 @@ t.test('GET /stats counts devices and messages', async (t) => {
   t.equal(stats.silent, 0);
   t.same(stats.messages, { received: 0, accepted: 3, duplicate: 1, late: 0, invalid: 0 });
   t.same(stats.mqtt, { connected: false, subscribed: false, since: null, reconnects: 0, lastError: null });
+  t.equal(stats.webhooks, null, 'no WEBHOOK_URLS');
   t.type(stats.uptimeSeconds, 'number');
 });
 

@@ -3,6 +3,7 @@ import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
 import { applyWithHistory, compareIds, markSilent } from '../rules.js';
 import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
 import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
+import { webhookBody, webhookType, type Delivery } from '../../webhooks/outbox.js';
 
 interface Slot {
   device: Device;
@@ -11,6 +12,8 @@ interface Slot {
 
 export interface MemoryStoreOptions {
   historyLimit: number;
+  /** WEBHOOK_URLS: each stateChanged and silent event is enqueued for each. */
+  webhookUrls?: string[];
 }
 
 /** Keeps everything in this process (DATA_DIR empty): fast, and gone with the process. */
@@ -25,9 +28,13 @@ export class MemoryStore implements DeviceStore {
   // Sorting on every new device would make loading a million devices quadratic.
   #sorted: string[] = [];
   #added: string[] = [];
+  readonly #webhookUrls: string[];
+  readonly #outbox = new Map<number, Delivery>();
+  #deliveryId = 0;
 
   constructor(options: MemoryStoreOptions) {
     this.#historyLimit = options.historyLimit;
+    this.#webhookUrls = options.webhookUrls ?? [];
   }
 
   async lastSeq(): Promise<number> {
@@ -48,7 +55,9 @@ export class MemoryStore implements DeviceStore {
       slot.device = device;
     }
     this.#count(device, 1);
-    return { kind: 'update', event: updateEvent(++this.#seq, device, outcome.previousState, outcome.changed) };
+    const event = updateEvent(++this.#seq, device, outcome.previousState, outcome.changed);
+    this.#enqueue(event, receivedAt);
+    return { kind: 'update', event };
   }
 
   async get(deviceId: string): Promise<Device | undefined> {
@@ -91,7 +100,9 @@ export class MemoryStore implements DeviceStore {
       if (slot.device.silent || slot.device.timestamp >= cutoff) continue;
       slot.device = markSilent(slot.device);
       this.#silent++;
-      events.push(silentEvent(++this.#seq, slot.device));
+      const event = silentEvent(++this.#seq, slot.device);
+      this.#enqueue(event, new Date().toISOString());
+      events.push(event);
     }
     return events;
   }
@@ -100,11 +111,50 @@ export class MemoryStore implements DeviceStore {
     return { devices: this.#slots.size, byState: Object.fromEntries(this.#byState), silent: this.#silent };
   }
 
+  async dueDeliveries(url: string, now: number, limit: number): Promise<Delivery[]> {
+    const due: Delivery[] = [];
+    for (const d of this.#outbox.values()) {
+      if (d.url === url && d.nextAttemptAt <= now) due.push({ ...d });
+      if (due.length === limit) break;
+    }
+    return due;
+  }
+
+  async nextDueAt(url: string): Promise<number | null> {
+    let next: number | null = null;
+    for (const d of this.#outbox.values()) if (d.url === url && (next === null || d.nextAttemptAt < next)) next = d.nextAttemptAt;
+    return next;
+  }
+
+  async deliveryDone(id: number): Promise<void> {
+    this.#outbox.delete(id);
+  }
+
+  async deliveryRetry(id: number, attempts: number, nextAttemptAt: number): Promise<void> {
+    const d = this.#outbox.get(id);
+    if (d) Object.assign(d, { attempts, nextAttemptAt });
+  }
+
+  async pendingDeliveries(): Promise<number> {
+    return this.#outbox.size;
+  }
+
   async recentEvents(): Promise<DeviceEvent[]> {
     return []; // nothing survives this store
   }
 
   async close(): Promise<void> {}
+
+  #enqueue(event: DeviceEvent, at: string): void {
+    if (this.#webhookUrls.length === 0) return;
+    const type = webhookType(event);
+    if (type === null) return;
+    const body = webhookBody(event, type, at);
+    for (const url of this.#webhookUrls) {
+      const id = ++this.#deliveryId;
+      this.#outbox.set(id, { id, url, seq: event.seq, body, attempts: 0, nextAttemptAt: 0 });
+    }
+  }
 
   #count(device: Device, delta: 1 | -1): void {
     const n = (this.#byState.get(device.state) ?? 0) + delta;

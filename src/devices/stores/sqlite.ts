@@ -7,6 +7,7 @@ import { apply, markSilent } from '../rules.js';
 import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
 import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
 import { deviceJson } from '../wire.js';
+import { webhookBody, webhookType, type Delivery } from '../../webhooks/outbox.js';
 
 // SPEC §7: the durable store in DATA_DIR. Each message's effects (device, history, event, seq)
 // are written in one small transaction before apply() returns, so that ingest acknowledges the
@@ -20,6 +21,8 @@ export interface SqliteStoreOptions {
   eventBuffer: number;
   /** NORMAL keeps every commit across kill -9; FULL across power loss too, one fsync per message. */
   synchronous: 'normal' | 'full';
+  /** WEBHOOK_URLS: each stateChanged and silent event is enqueued for each, in its transaction. */
+  webhookUrls?: string[];
 }
 
 /** Why DATA_DIR cannot be used: one line for the operator (SPEC §6, §7). */
@@ -53,6 +56,16 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX history_by_device ON history (device_id, timestamp DESC, id DESC);
    CREATE TABLE events (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, previous_state TEXT, changed INTEGER NOT NULL, device TEXT NOT NULL);`,
+  // 2: the webhook outbox (SPEC §5, §7)
+  `CREATE TABLE outbox (
+     id INTEGER PRIMARY KEY,
+     url TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     body TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX outbox_due ON outbox (url, next_attempt_at, id);`,
 ];
 
 interface DeviceRow {
@@ -72,6 +85,7 @@ export class SqliteStore implements DeviceStore {
   readonly #db: Db;
   readonly #historyLimit: number;
   readonly #eventBuffer: number;
+  readonly #webhookUrls: string[];
   readonly #byState = new Map<string, number>();
   #devices = 0;
   #silent = 0;
@@ -87,7 +101,12 @@ export class SqliteStore implements DeviceStore {
     | 'setSeq'
     | 'history'
     | 'dueSilent'
-    | 'markSilent',
+    | 'markSilent'
+    | 'enqueue'
+    | 'due'
+    | 'nextDue'
+    | 'done'
+    | 'retry',
     Statement
   >;
   readonly #applyTx: (record: DeviceRecord, receivedAt: string) => StoreOutcome;
@@ -121,7 +140,13 @@ export class SqliteStore implements DeviceStore {
       ),
       dueSilent: db.prepare('SELECT json FROM devices WHERE silent = 0 AND timestamp < ? LIMIT ?'),
       markSilent: db.prepare('UPDATE devices SET silent = 1, json = ? WHERE device_id = ?'),
+      enqueue: db.prepare('INSERT INTO outbox (url, seq, body) VALUES (?, ?, ?)'),
+      due: db.prepare('SELECT id, url, seq, body, attempts, next_attempt_at FROM outbox WHERE url = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?'),
+      nextDue: db.prepare('SELECT min(next_attempt_at) AS at FROM outbox WHERE url = ?'),
+      done: db.prepare('DELETE FROM outbox WHERE id = ?'),
+      retry: db.prepare('UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?'),
     };
+    this.#webhookUrls = options.webhookUrls ?? [];
     this.#recount();
     this.#applyTx = db.transaction((record: DeviceRecord, receivedAt: string) => this.#apply(record, receivedAt));
     this.#silenceTx = db.transaction((cutoff: number, limit: number) => this.#markSilent(cutoff, limit));
@@ -200,6 +225,28 @@ export class SqliteStore implements DeviceStore {
     return { devices: this.#devices, byState: Object.fromEntries(this.#byState), silent: this.#silent };
   }
 
+  async dueDeliveries(url: string, now: number, limit: number): Promise<Delivery[]> {
+    return (this.#q.due.all(url, now, limit) as { id: number; url: string; seq: number; body: string; attempts: number; next_attempt_at: number }[]).map(
+      (r) => ({ id: r.id, url: r.url, seq: r.seq, body: r.body, attempts: r.attempts, nextAttemptAt: r.next_attempt_at }),
+    );
+  }
+
+  async nextDueAt(url: string): Promise<number | null> {
+    return (this.#q.nextDue.get(url) as { at: number | null }).at;
+  }
+
+  async deliveryDone(id: number): Promise<void> {
+    this.#q.done.run(id);
+  }
+
+  async deliveryRetry(id: number, attempts: number, nextAttemptAt: number): Promise<void> {
+    this.#q.retry.run(attempts, nextAttemptAt, id);
+  }
+
+  async pendingDeliveries(): Promise<number> {
+    return (this.#db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+  }
+
   async recentEvents(limit: number): Promise<DeviceEvent[]> {
     const rows = this.#db.prepare('SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq').all(limit) as EventRow[];
     return rows.map((r) => {
@@ -236,7 +283,7 @@ export class SqliteStore implements DeviceStore {
     this.#q.putDevice.run(device.deviceId, device.state, 0, device.timestamp, json);
     const event = updateEvent(this.#seq + 1, device, outcome.previousState, outcome.changed);
     event.wire.device = json; // serialized once, for the live APIs too
-    this.#recordEvent(event, json);
+    this.#recordEvent(event, json, receivedAt);
     if (current === undefined) this.#devices++;
     else this.#count(current, -1);
     this.#count(device, 1);
@@ -252,15 +299,21 @@ export class SqliteStore implements DeviceStore {
       this.#q.markSilent.run(json, device.deviceId);
       const event = silentEvent(this.#seq + 1, device);
       event.wire.device = json;
-      this.#recordEvent(event, json);
+      this.#recordEvent(event, json, new Date().toISOString());
       this.#silent++;
       events.push(event);
     }
     return events;
   }
 
-  #recordEvent(event: DeviceEvent, deviceJsonText: string): void {
+  /** The event, its seq and its webhook deliveries, in the caller's transaction. */
+  #recordEvent(event: DeviceEvent, deviceJsonText: string, at: string): void {
     this.#seq = event.seq;
+    const type = this.#webhookUrls.length > 0 ? webhookType(event) : null;
+    if (type !== null) {
+      const body = webhookBody(event, type, at);
+      for (const url of this.#webhookUrls) this.#q.enqueue.run(url, event.seq, body);
+    }
     if (this.#eventBuffer > 0) {
       const update = event.kind === 'update';
       this.#q.insertEvent.run(event.seq, event.kind, update ? event.previousState : null, update && event.changed ? 1 : 0, deviceJsonText);

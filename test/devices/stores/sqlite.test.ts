@@ -69,7 +69,7 @@ t.test('an unusable DATA_DIR is refused with one line', async (t) => {
   const db = new Database(join(newer, DATABASE_FILE));
   db.pragma('user_version = 99');
   db.close();
-  t.throws(() => new SqliteStore(options(newer)), { message: /holds schema version 99, newer than this wiihey-bridge knows \(1\)/ });
+  t.throws(() => new SqliteStore(options(newer)), { message: /holds schema version 99, newer than this wiihey-bridge knows \(2\)/ });
 
   const file = join(t.testdir(), 'a-file');
   writeFileSync(file, 'x');

@@ -1,0 +1,53 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { WebhooksConfig } from '../config.js';
+import { WebhookDelivery, type WebhookCounts } from './delivery.js';
+import { webhookType } from './outbox.js';
+
+// SPEC §5 webhooks: the store enqueues (with the event, in one write); this delivers.
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Null without WEBHOOK_URLS. */
+    webhooks: WebhookDelivery | null;
+  }
+}
+
+export interface WebhookStats extends WebhookCounts {
+  pending: number;
+}
+
+async function webhooksPlugin(app: FastifyInstance, opts: { config: WebhooksConfig | null }): Promise<void> {
+  const config = opts.config;
+  if (config === null) {
+    app.decorate('webhooks', null);
+    return;
+  }
+  const store = app.devices.store;
+  const delivery = new WebhookDelivery({
+    urls: config.urls,
+    secret: config.secret,
+    storeId: store.storeId,
+    outbox: store,
+    timeoutMs: config.timeoutMs,
+    retryScheduleMs: config.retryScheduleMs,
+    log: app.log.child({ module: 'webhooks' }),
+  });
+  app.decorate('webhooks', delivery);
+  // the event is stored, its deliveries with it: wake the senders
+  const unsubscribe = app.devices.events.subscribe((event) => {
+    if (webhookType(event) !== null) delivery.wake();
+  });
+  app.addHook('onReady', async () => delivery.start()); // what a previous run left pending goes first
+  app.addHook('preClose', async () => {
+    unsubscribe();
+    await delivery.close();
+  });
+}
+
+export async function webhookStats(app: FastifyInstance): Promise<WebhookStats | null> {
+  if (app.webhooks === null) return null;
+  return { pending: await app.devices.store.pendingDeliveries(), ...app.webhooks.counts };
+}
+
+export default fp(webhooksPlugin, { name: 'webhooks', dependencies: ['devices'] });

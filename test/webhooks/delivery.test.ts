@@ -1,0 +1,143 @@
+import t from 'tap';
+import { Webhook } from 'standardwebhooks';
+import { parseRetryAfter } from '../../src/webhooks/delivery.js';
+import type { FastifyInstance } from 'fastify';
+import { buildTestApp, testConfig, withTimeout } from '../helpers/app.js';
+import { record } from '../helpers/records.js';
+import { Receiver, SECRET } from '../helpers/receiver.js';
+import { checkFrame } from '../helpers/asyncapi.js';
+
+// SPEC §5 webhooks (Standard Webhooks), against real HTTP receivers.
+
+const ts = 1_800_000_000;
+
+/** /stats' webhooks once `match` holds: checked after each settled attempt. */
+function webhookStats(app: FastifyInstance, match: (s: Record<string, number>) => boolean, what: string): Promise<Record<string, number>> {
+  return withTimeout(
+    new Promise((resolve) => {
+      const check = async (): Promise<void> => {
+        const stats = (await app.inject('/stats')).json().webhooks as Record<string, number>;
+        if (!match(stats)) return;
+        app.webhooks!.off('settled', listener);
+        resolve(stats);
+      };
+      const listener = (): void => void check();
+      app.webhooks!.on('settled', listener);
+      void check();
+    }),
+    15_000,
+    () => what,
+  );
+}
+const FAST = { WEBHOOK_SECRET: SECRET, WEBHOOK_TIMEOUT_SECONDS: '0.3', WEBHOOK_RETRY_SECONDS: '0.05,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1' };
+
+t.test('state changes and silences are POSTed, signed; heartbeats are not', async (t) => {
+  const receiver = await Receiver.start(t);
+  let now = ts * 1000;
+  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
+  await app.ready();
+  await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: ts }), now); // new: a change from null
+  await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: ts + 1 }), now); // heartbeat
+  await app.devices.accept(record({ deviceId: 'a', state: 'open', timestamp: ts + 2 }), now); // change
+  now += 120_000;
+  await app.devices.sweepSilence();
+  await receiver.until((r) => r.accepted.length === 3, 'three deliveries');
+  const got = receiver.accepted.sort((a, b) => a.body.data.seq - b.body.data.seq);
+  t.same(got.map((r) => [r.body.type, r.body.data.device.state, r.body.data.previousState]), [
+    ['device.state_changed', 'close', null],
+    ['device.state_changed', 'open', 'close'],
+    ['device.silent', 'open', 'open'],
+  ]);
+  t.ok(got.every((r) => r.verified), 'every signature verifies with a Standard Webhooks library');
+  t.same(got.map((r) => r.id), got.map((r) => `msg_${app.devices.store.storeId}_${r.body.data.seq}`), 'webhook-id is msg_<storeId>_<seq>');
+  t.ok(got.every((r) => !r.id.includes('.')));
+  for (const r of got) t.same(checkFrame('webhook', r.body), [], 'the body matches asyncapi.yaml');
+  t.same(await webhookStats(app, (s) => s.delivered === 3, 'three delivered'), { pending: 0, delivered: 3, retried: 0, abandoned: 0, disabledUrls: 0 });
+});
+
+t.test('a receiver down, then slow, then failing: every event arrives once it recovers', async (t) => {
+  const receiver = await Receiver.start(t);
+  const dir = t.testdir();
+  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_URLS: receiver.url, DATA_DIR: dir }), { connectMqtt: false });
+  await app.ready();
+  await receiver.down();
+  for (let i = 0; i < 10; i++) await app.devices.accept(record({ deviceId: `d${i}`, state: 'open', timestamp: ts }), Date.now());
+  await receiver.up();
+  receiver.behaviour = () => ({ status: 204, delayMs: 1000 }); // longer than WEBHOOK_TIMEOUT_SECONDS
+  await receiver.until((r) => r.received.length >= 3, 'slow answers');
+  receiver.behaviour = () => ({ status: 500 });
+  await receiver.until((r) => r.received.filter((x) => x.status === 500).length >= 5, 'failures');
+  t.ok(receiver.received.some((x) => x.status === 0), 'the slow answers came too late');
+  receiver.behaviour = () => ({ status: 200 });
+  await receiver.until((r) => new Set(r.accepted.map((x) => x.id)).size === 10, 'every event delivered');
+  t.ok(receiver.received.every((r) => r.verified), 'every attempt carries a valid signature');
+  const stats = await webhookStats(app, (s) => s.delivered === 10, 'ten delivered');
+  t.equal(stats.pending, 0);
+  t.ok((stats.retried ?? 0) >= 10, `retried ${stats.retried}`);
+});
+
+t.test('a restart resends nothing already delivered, and delivers what was pending', async (t) => {
+  const receiver = await Receiver.start(t);
+  const dir = t.testdir();
+  const env = { ...FAST, WEBHOOK_URLS: receiver.url, DATA_DIR: dir };
+  const first = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  await first.ready();
+  for (let i = 0; i < 5; i++) await first.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
+  await receiver.until((r) => r.accepted.length === 5, 'the first five');
+  receiver.behaviour = () => ({ status: 503 });
+  for (let i = 5; i < 8; i++) await first.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
+  await receiver.until((r) => r.received.some((x) => x.status === 503), 'a failure');
+  await first.close();
+
+  receiver.behaviour = () => ({ status: 204 });
+  const second = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  await second.ready();
+  await receiver.until((r) => new Set(r.accepted.map((x) => x.id)).size === 8, 'the pending three after the restart');
+  const ids = receiver.accepted.map((x) => x.id);
+  t.equal(ids.length, new Set(ids).size, 'nothing delivered twice');
+  t.equal((await webhookStats(second, (s) => s.pending === 0, 'nothing pending')).pending, 0);
+});
+
+t.test('one dead receiver never delays another; 410 Gone disables its URL', async (t) => {
+  const slow = await Receiver.start(t);
+  const fast = await Receiver.start(t);
+  const gone = await Receiver.start(t);
+  slow.behaviour = () => ({ status: 204, delayMs: 5000 });
+  gone.behaviour = () => ({ status: 410 });
+  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_TIMEOUT_SECONDS: '10', WEBHOOK_URLS: `${slow.url},${fast.url},${gone.url}` }), { connectMqtt: false });
+  await app.ready();
+  for (let i = 0; i < 20; i++) await app.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
+  await fast.until((r) => r.accepted.length === 20, 'all twenty at the fast receiver', 4000);
+  t.equal(slow.accepted.length, 0, 'the slow one has answered nothing yet');
+  await gone.until((r) => r.received.length >= 1, 'the 410');
+  t.equal((await webhookStats(app, (s) => s.disabledUrls === 1, 'the URL disabled')).disabledUrls, 1);
+  t.ok(gone.received.length <= 4, 'no more deliveries to a URL that answered 410');
+});
+
+t.test('a delivery is abandoned after the last attempt of the schedule', async (t) => {
+  const receiver = await Receiver.start(t);
+  receiver.behaviour = () => ({ status: 500 });
+  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_URLS: receiver.url, WEBHOOK_RETRY_SECONDS: '0.02,0.02' }), { connectMqtt: false });
+  await app.ready();
+  await app.devices.accept(record({ deviceId: 'x', timestamp: ts }), Date.now());
+  await receiver.until((r) => r.received.filter((x) => x.status === 500).length === 3, 'three attempts');
+  const stats = await webhookStats(app, (s) => s.abandoned === 1, 'the delivery abandoned');
+  t.equal(stats.pending, 0);
+  t.equal(new Set(receiver.received.map((r) => r.id)).size, 1, 'the same webhook-id on every retry');
+});
+
+t.test('Retry-After: seconds or a date, capped at a day', async (t) => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  t.equal(parseRetryAfter(null, now), null);
+  t.equal(parseRetryAfter('120', now), 120_000);
+  t.equal(parseRetryAfter('Thu, 01 Jan 2026 00:01:00 GMT', now), 60_000);
+  t.equal(parseRetryAfter('999999', now), 86_400_000);
+  t.equal(parseRetryAfter('soon', now), null);
+});
+
+t.test('a signature made for one attempt does not verify for another timestamp', async (t) => {
+  const wh = new Webhook(SECRET);
+  const at = new Date();
+  const signature = wh.sign('msg_x_1', at, '{"a":1}');
+  t.throws(() => wh.verify('{"a":1}', { 'webhook-id': 'msg_x_1', 'webhook-timestamp': String(Math.floor(at.getTime() / 1000) - 600), 'webhook-signature': signature }));
+});
