@@ -40,6 +40,7 @@ const MIGRATIONS: string[] = [
      state TEXT NOT NULL,
      silent INTEGER NOT NULL,
      timestamp INTEGER NOT NULL,
+     history_count INTEGER NOT NULL,
      json TEXT NOT NULL
    ) WITHOUT ROWID;
    CREATE INDEX devices_by_state ON devices (state, device_id);
@@ -55,7 +56,7 @@ const MIGRATIONS: string[] = [
      kind TEXT NOT NULL
    );
    CREATE INDEX history_by_device ON history (device_id, timestamp DESC, id DESC);
-   CREATE TABLE events (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, previous_state TEXT, changed INTEGER NOT NULL, device TEXT NOT NULL);`,
+   CREATE TABLE events (slot INTEGER PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, previous_state TEXT, changed INTEGER NOT NULL, device TEXT NOT NULL);`,
   // 2: the webhook outbox (SPEC §5, §7)
   `CREATE TABLE outbox (
      id INTEGER PRIMARY KEY,
@@ -70,6 +71,7 @@ const MIGRATIONS: string[] = [
 
 interface DeviceRow {
   json: string;
+  history_count: number;
 }
 
 interface EventRow {
@@ -95,9 +97,10 @@ export class SqliteStore implements DeviceStore {
     | 'putDevice'
     | 'lateDuplicate'
     | 'insertHistory'
+    | 'trimOldest'
     | 'trimHistory'
-    | 'insertEvent'
-    | 'trimEvents'
+    | 'setHistoryCount'
+    | 'putEvent'
     | 'setSeq'
     | 'history'
     | 'dueSilent'
@@ -119,21 +122,24 @@ export class SqliteStore implements DeviceStore {
     const db = this.#db;
     this.storeId = meta(db, 'store_id') ?? setMeta(db, 'store_id', randomUUID().replaceAll('-', ''));
     this.#q = {
-      getDevice: db.prepare('SELECT json FROM devices WHERE device_id = ?'),
+      getDevice: db.prepare('SELECT json, history_count FROM devices WHERE device_id = ?'),
       putDevice: db.prepare(
-        'INSERT INTO devices (device_id, state, silent, timestamp, json) VALUES (?, ?, ?, ?, ?) ' +
-          'ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, silent = excluded.silent, timestamp = excluded.timestamp, json = excluded.json',
+        'INSERT INTO devices (device_id, state, silent, timestamp, history_count, json) VALUES (?, ?, ?, ?, ?, ?) ' +
+          'ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, silent = excluded.silent, timestamp = excluded.timestamp, ' +
+          'history_count = excluded.history_count, json = excluded.json',
       ),
       lateDuplicate: db.prepare('SELECT 1 FROM history WHERE device_id = ? AND timestamp = ? AND state = ? LIMIT 1'),
       insertHistory: db.prepare(
         'INSERT INTO history (device_id, timestamp, state, battery_level, csq, received_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       // keep the newest historyLimit entries of the device (newest: by timestamp, then arrival)
+      trimOldest: db.prepare('DELETE FROM history WHERE id = (SELECT id FROM history WHERE device_id = ? ORDER BY timestamp, id LIMIT 1)'),
       trimHistory: db.prepare(
         'DELETE FROM history WHERE id IN (SELECT id FROM history WHERE device_id = ? ORDER BY timestamp DESC, id DESC LIMIT -1 OFFSET ?)',
       ),
-      insertEvent: db.prepare('INSERT INTO events (seq, kind, previous_state, changed, device) VALUES (?, ?, ?, ?, ?)'),
-      trimEvents: db.prepare('DELETE FROM events WHERE seq <= ?'),
+      setHistoryCount: db.prepare('UPDATE devices SET history_count = ? WHERE device_id = ?'),
+      // a ring of EVENT_BUFFER slots: one write per event, no separate trim
+      putEvent: db.prepare('INSERT OR REPLACE INTO events (slot, seq, kind, previous_state, changed, device) VALUES (?, ?, ?, ?, ?, ?)'),
       setSeq: db.prepare("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
       history: db.prepare(
         'SELECT timestamp, state, battery_level, csq, received_at, kind FROM history WHERE device_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?',
@@ -264,9 +270,10 @@ export class SqliteStore implements DeviceStore {
     return row === undefined ? undefined : (JSON.parse(row.json) as Device);
   }
 
-  /** Runs inside the transaction of apply(). */
+  /** Runs inside the transaction of apply(). Writes: the history entry, the device, the event. */
   #apply(record: DeviceRecord, receivedAt: string): StoreOutcome {
-    const current = this.#device(record.deviceId);
+    const row = this.#q.getDevice.get(record.deviceId) as DeviceRow | undefined;
+    const current = row === undefined ? undefined : (JSON.parse(row.json) as Device);
     const outcome = apply(current, record, receivedAt);
     if (outcome.kind === 'duplicate') return outcome;
     const e = outcome.entry;
@@ -275,12 +282,21 @@ export class SqliteStore implements DeviceStore {
       if (this.#q.lateDuplicate.get(record.deviceId, e.timestamp, e.state) !== undefined) return { kind: 'duplicate' };
     }
     this.#q.insertHistory.run(record.deviceId, e.timestamp, e.state, e.batteryLevel, e.csq, e.receivedAt, e.kind);
-    this.#q.trimHistory.run(record.deviceId, this.#historyLimit);
-    if (outcome.kind === 'late') return outcome;
+    let count = (row?.history_count ?? 0) + 1;
+    if (count > this.#historyLimit) {
+      // one over: drop the oldest (a late entry older than all may be it); more (HISTORY_LIMIT lowered): trim
+      if (count === this.#historyLimit + 1) this.#q.trimOldest.run(record.deviceId);
+      else this.#q.trimHistory.run(record.deviceId, this.#historyLimit);
+      count = this.#historyLimit;
+    }
+    if (outcome.kind === 'late') {
+      if (count !== row!.history_count) this.#q.setHistoryCount.run(count, record.deviceId);
+      return outcome;
+    }
 
     const device = outcome.device;
     const json = deviceJson(device);
-    this.#q.putDevice.run(device.deviceId, device.state, 0, device.timestamp, json);
+    this.#q.putDevice.run(device.deviceId, device.state, 0, device.timestamp, count, json);
     const event = updateEvent(this.#seq + 1, device, outcome.previousState, outcome.changed);
     event.wire.device = json; // serialized once, for the live APIs too
     this.#recordEvent(event, json, receivedAt);
@@ -315,17 +331,19 @@ export class SqliteStore implements DeviceStore {
       for (const url of this.#webhookUrls) this.#q.enqueue.run(url, event.seq, body);
     }
     if (this.#eventBuffer > 0) {
+      // the seq is the newest event's: no meta write per message (recount() reads it back)
       const update = event.kind === 'update';
-      this.#q.insertEvent.run(event.seq, event.kind, update ? event.previousState : null, update && event.changed ? 1 : 0, deviceJsonText);
-      this.#q.trimEvents.run(event.seq - this.#eventBuffer);
+      this.#q.putEvent.run(event.seq % this.#eventBuffer, event.seq, event.kind, update ? event.previousState : null, update && event.changed ? 1 : 0, deviceJsonText);
+    } else {
+      this.#q.setSeq.run(String(event.seq));
     }
-    this.#q.setSeq.run(String(event.seq));
   }
 
   /** The counters and the seq kept in memory beside the database, read from it. */
   #recount(): void {
     if (!this.#db.open) return;
-    this.#seq = Number(meta(this.#db, 'last_seq') ?? 0);
+    const newest = (this.#db.prepare('SELECT max(seq) AS seq FROM events').get() as { seq: number | null }).seq ?? 0;
+    this.#seq = Math.max(newest, Number(meta(this.#db, 'last_seq') ?? 0));
     this.#byState.clear();
     this.#devices = 0;
     this.#silent = 0;
