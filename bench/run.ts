@@ -6,12 +6,14 @@ import { startBroker, type Proc } from './lib/procs.js';
 import { writeMarkdown } from './lib/report.js';
 import type { Context, Result, Scenario } from './lib/types.js';
 import { ingest } from './scenarios/ingest.js';
+import { memory } from './scenarios/memory.js';
+import { restart } from './scenarios/restart.js';
 
 // npm run bench [-- --quick] [NAME…]: every goal of SPEC §10, measured beside the limits of the
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest];
+const SCENARIOS: Scenario[] = [ingest, memory, restart];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
