@@ -32,6 +32,7 @@ export function makeDevice(
   lastChangedAt: string,
   receivedAt: string,
   messages: number,
+  lastSeenAt: string = isoSeconds(rec.timestamp),
 ): Device {
   return {
     deviceId: rec.deviceId,
@@ -43,7 +44,7 @@ export function makeDevice(
     iccid: rec.iccid,
     csq: rec.csq,
     timestamp: rec.timestamp,
-    lastSeenAt: isoSeconds(rec.timestamp),
+    lastSeenAt,
     lastChangedAt,
     receivedAt,
     silent: false, // SPEC §4: the next accepted message clears silence
@@ -63,8 +64,9 @@ export function markSilent(device: Device): Device {
  */
 export function apply(current: Device | undefined, rec: DeviceRecord, receivedAt: string): Outcome {
   if (current === undefined) {
-    // SPEC §4: a new device is a state change from null
-    const device = makeDevice(rec, null, isoSeconds(rec.timestamp), receivedAt, 1);
+    // SPEC §4: a new device is a state change from null. One ISO string for both fields.
+    const seen = isoSeconds(rec.timestamp);
+    const device = makeDevice(rec, null, seen, receivedAt, 1, seen);
     return { kind: 'update', device, previousState: null, changed: true, entry: historyEntry(rec, receivedAt, 'update') };
   }
   if (rec.timestamp < current.timestamp) {
@@ -73,9 +75,10 @@ export function apply(current: Device | undefined, rec: DeviceRecord, receivedAt
   const changed = rec.state !== current.state;
   if (rec.timestamp === current.timestamp && !changed) return { kind: 'duplicate' };
   // SPEC §4: same timestamp, state differs → taken as newer (arrival order breaks the tie)
+  const seen = isoSeconds(rec.timestamp);
   const device = changed
-    ? makeDevice(rec, current.state, isoSeconds(rec.timestamp), receivedAt, current.messages + 1)
-    : makeDevice(rec, current.previousState, current.lastChangedAt, receivedAt, current.messages + 1);
+    ? makeDevice(rec, current.state, seen, receivedAt, current.messages + 1, seen)
+    : makeDevice(rec, current.previousState, current.lastChangedAt, receivedAt, current.messages + 1, seen);
   return {
     kind: 'update',
     device,

@@ -1,13 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
-import { applyWithHistory, compareIds, markSilent } from '../rules.js';
+import { applyWithHistory, compareIds, historyEntry, markSilent, type Outcome } from '../rules.js';
 import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
 import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
 import { webhookBody, webhookType, type Delivery } from '../../webhooks/outbox.js';
 
 interface Slot {
   device: Device;
-  history: HistoryEntry[];
+  /**
+   * Newest first; null while the device's only entry is its first update, which the device itself
+   * holds: most devices of a fleet report every few days, and a million of them must fit in 1 GiB.
+   */
+  history: HistoryEntry[] | null;
+}
+
+/** The history entry of a device's latest update, as apply() made it. */
+function latestEntry(device: Device): HistoryEntry {
+  return historyEntry(device, device.receivedAt, 'update');
 }
 
 export interface MemoryStoreOptions {
@@ -43,19 +52,25 @@ export class MemoryStore implements DeviceStore {
 
   async apply(record: DeviceRecord, receivedAt: string): Promise<StoreOutcome> {
     const slot = this.#slots.get(record.deviceId);
-    const history = slot?.history ?? [];
-    const outcome = applyWithHistory(slot?.device, history, record, receivedAt, this.#historyLimit);
-    if (outcome.kind !== 'update') return outcome;
-    const device = outcome.device;
     if (slot === undefined) {
-      this.#slots.set(device.deviceId, { device, history });
-      this.#added.push(device.deviceId);
-    } else {
-      this.#count(slot.device, -1);
-      slot.device = device;
+      const outcome = applyWithHistory(undefined, [], record, receivedAt, this.#historyLimit);
+      if (outcome.kind !== 'update') return outcome;
+      this.#slots.set(record.deviceId, { device: outcome.device, history: null });
+      this.#added.push(record.deviceId);
+      this.#count(outcome.device, 1);
+      return this.#updated(outcome, receivedAt);
     }
-    this.#count(device, 1);
-    const event = updateEvent(++this.#seq, device, outcome.previousState, outcome.changed);
+    slot.history ??= [latestEntry(slot.device)];
+    const outcome = applyWithHistory(slot.device, slot.history, record, receivedAt, this.#historyLimit);
+    if (outcome.kind !== 'update') return outcome;
+    this.#count(slot.device, -1);
+    slot.device = outcome.device;
+    this.#count(outcome.device, 1);
+    return this.#updated(outcome, receivedAt);
+  }
+
+  #updated(outcome: Extract<Outcome, { kind: 'update' }>, receivedAt: string): StoreOutcome {
+    const event = updateEvent(++this.#seq, outcome.device, outcome.previousState, outcome.changed);
     this.#enqueue(event, receivedAt);
     return { kind: 'update', event };
   }
@@ -90,7 +105,9 @@ export class MemoryStore implements DeviceStore {
   }
 
   async history(deviceId: string, limit: number): Promise<HistoryEntry[] | undefined> {
-    return this.#slots.get(deviceId)?.history.slice(0, limit);
+    const slot = this.#slots.get(deviceId);
+    if (slot === undefined) return undefined;
+    return slot.history === null ? [latestEntry(slot.device)] : slot.history.slice(0, limit);
   }
 
   async markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]> {
