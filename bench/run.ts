@@ -7,13 +7,14 @@ import { writeMarkdown } from './lib/report.js';
 import type { Context, Result, Scenario } from './lib/types.js';
 import { ingest } from './scenarios/ingest.js';
 import { memory } from './scenarios/memory.js';
+import { rest } from './scenarios/rest.js';
 import { restart } from './scenarios/restart.js';
 
 // npm run bench [-- --quick] [NAME…]: every goal of SPEC §10, measured beside the limits of the
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest, memory, restart];
+const SCENARIOS: Scenario[] = [ingest, rest, memory, restart];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -72,10 +73,11 @@ if (!quick && positionals.length === 0 && !failed) {
   writeMarkdown(join(ROOT, 'BENCHMARKS.md'), report);
   ctx.log('BENCHMARKS.md rewritten');
 }
-// a lost message fails the run, whatever the timing (the CI smoke run relies on it)
-const losses = results.filter((r) => typeof r.details?.lost === 'number' && (r.details.lost as number) > 0);
-for (const r of losses) ctx.log(`LOST MESSAGES: ${r.scenario} ${r.metric}: ${String(r.details!.lost)}`);
-process.exit(failed || losses.length > 0 ? 1 : 0);
+// a lost message or a failed request fails the run, whatever the timing (the CI smoke run relies on it)
+const COUNTS = ['lost', 'bridgeNon2xx', 'baselineNon2xx', 'bridgeErrors', 'baselineErrors'];
+const broken = results.filter((r) => COUNTS.some((k) => typeof r.details?.[k] === 'number' && (r.details[k] as number) > 0));
+for (const r of broken) ctx.log(`LOST OR FAILED: ${r.scenario} ${r.metric}: ${JSON.stringify(Object.fromEntries(COUNTS.map((k) => [k, r.details?.[k]])))}`);
+process.exit(failed || broken.length > 0 ? 1 : 0);
 
 function line(r: Result): string {
   const base = r.baseline === null ? '' : `  baseline ${r.baseline} ${r.unit}  ratio ${r.ratio}`;
