@@ -314,7 +314,7 @@ export function sleep(ms: number): Promise<void> {
  */
 export async function publishPaced(
   url: string,
-  opts: { rate: number; stamped: number; devices: number; warmMs: number; receivers: Receivers; log(message: string): void },
+  opts: { rate: number; stamped: number; devices: number; warmMs: number; receivers: Receivers },
 ): Promise<{ warm: number; stamped: number; ms: number }> {
   const client: MqttClient = await mqtt.connectAsync(url, { clientId: `bench-pace-${process.pid}-${Math.random()}`, clean: true });
   const base = Math.floor(Date.now() / 1000) - 3600;

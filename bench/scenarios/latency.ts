@@ -34,8 +34,12 @@ export async function measure(
     proc = await server();
     receivers = await startReceivers(proc.base, kinds, clients);
     const stamped = Math.round(opts.rate * opts.seconds);
-    const sent = await publishPaced(url, { rate: opts.rate, stamped, devices: opts.devices, warmMs: opts.warmMs, receivers, log: ctx.log });
+    const sent = await publishPaced(url, { rate: opts.rate, stamped, devices: opts.devices, warmMs: opts.warmMs, receivers });
     const report = await drain(receivers, sent.stamped);
+    for (const [kind, k] of Object.entries(report.kinds)) {
+      const l = k.latency;
+      ctx.log(`    ${LABEL[kind as ReceiverKind]}: p50 ${l?.p50} ms, p99 ${l?.p99} ms, max ${l?.max} ms, lost ${lostOf(k, sent.stamped)} of ${sent.stamped * k.clients}`);
+    }
     return { kinds: report.kinds, stamped: sent.stamped, warm: sent.warm, ms: Math.round(sent.ms) };
   } finally {
     await receivers?.stop();
@@ -69,7 +73,7 @@ export const latency: Scenario = {
   description: 'MQTT publish to /ws, GraphQL subscription and SSE at 2,000 msg/s, beside a bare ws forwarder',
   async run(ctx) {
     const seconds = ctx.quick ? 2 : 10;
-    const opts = { rate: RATE, seconds, devices: DEVICES, warmMs: ctx.quick ? 500 : 1000 };
+    const opts = { rate: RATE, seconds, devices: DEVICES, warmMs: 1000 };
     const bridgeRuns: Run[] = [];
     const baselineRuns: Run[] = [];
     for (let run = 0; run < ctx.runs; run++) {
