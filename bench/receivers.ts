@@ -1,8 +1,7 @@
-import { writeFileSync } from 'node:fs';
-import { TRACE, KINDS, openReceiver, Tally, type ReceiverKind, type ReceiverReport } from './lib/receivers.js';
+import { KINDS, openReceiver, Tally, type ReceiverKind, type ReceiverReport } from './lib/receivers.js';
 
-// The receivers of the live-stream scenarios, in their own process (SPEC §10: the receiver must
-// not share the event loop of the publisher): COUNT clients of each KIND (ws, graphql, sse,
+// The receivers of the live-stream scenarios, in a process of their own (SPEC §10: away from the
+// publisher's event loop and from the server's): COUNT clients of each KIND (ws, graphql, sse,
 // forwarder; comma-separated) on the server at BASE (http://host:port). Prints "ready" once every
 // client is connected; on SIGUSR2 a line "report <json>" with each client's counters, on SIGTERM
 // the same with the latency percentiles, then exits.
@@ -26,9 +25,11 @@ function report(final: boolean): void {
 }
 
 process.on('SIGUSR2', () => report(false));
-process.once('SIGTERM', () => {
+let finished = false;
+process.on('SIGTERM', () => {
+  if (finished) return; // the bench's stop() may signal again while the report goes out
+  finished = true;
   report(true);
-  if (process.env.TRACE) writeFileSync(`${process.env.TRACE}.${kindList}.${process.pid}`, TRACE.join('\n'));
   for (const close of closers) close();
   process.exit(0);
 });

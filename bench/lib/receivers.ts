@@ -14,7 +14,6 @@ import { latencies, lost, round, type Latencies } from './stats.js';
 // bare forwarder passes the MQTT payload as it came: either way the frame holds `"sentAt":<ms>`.
 // Warm-up messages carry no sentAt: counted apart, never measured.
 
-export const TRACE: string[] = [];
 export const TOPIC = 'iot/bench/inbox';
 
 /** What a receiver connects to: the bridge's three streams, or the bare forwarder. */
@@ -76,7 +75,6 @@ export class Tally {
     }
     this.delivered[i] = this.delivered[i]! + 1;
     const ms = at - sentAt;
-    if (process.env.TRACE) TRACE.push(`${i} ${sentAt.toFixed(2)} ${ms.toFixed(2)}`);
     if (ms > this.#max) this.#max = ms;
     // reservoir sampling (Algorithm R): every latency has the same chance to be in the sample
     this.#seen++;
@@ -317,6 +315,8 @@ export async function publishPaced(
   opts: { rate: number; stamped: number; devices: number; warmMs: number; receivers: Receivers },
 ): Promise<{ warm: number; stamped: number; ms: number }> {
   const client: MqttClient = await mqtt.connectAsync(url, { clientId: `bench-pace-${process.pid}-${Math.random()}`, clean: true });
+  // MQTT.js leaves Nagle's algorithm on: a publish could wait for the broker's delayed ACK (40 ms on Linux)
+  (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   const base = Math.floor(Date.now() / 1000) - 3600;
   const rounds = new Array<number>(opts.devices).fill(0);
   let sent = 0;
