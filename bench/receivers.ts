@@ -1,4 +1,4 @@
-import { KINDS, openReceiver, Tally, type ReceiverKind, type ReceiverReport } from './lib/receivers.js';
+import { KINDS, openReceiver, Sampler, Tally, type ReceiverKind, type ReceiverReport } from './lib/receivers.js';
 
 // The receivers of the live-stream scenarios, in a process of their own (SPEC §10: away from the
 // publisher's event loop and from the server's): COUNT clients of each KIND (ws, graphql, sse,
@@ -13,12 +13,13 @@ const kinds = kindList.split(',') as ReceiverKind[];
 for (const kind of kinds) if (!KINDS.includes(kind)) throw new Error(`receivers: no kind ${kind} (${KINDS.join(', ')})`);
 if (!Number.isInteger(count) || count < 1) throw new Error(`receivers: COUNT must be a positive integer, not ${countText}`);
 
-const tallies = new Map<ReceiverKind, Tally>(kinds.map((kind) => [kind, new Tally(count)]));
+const all = new Sampler();
+const tallies = new Map<ReceiverKind, Tally>(kinds.map((kind) => [kind, new Tally(count, all)]));
 const closers: Array<() => void> = [];
 let reports = 0;
 
 function report(final: boolean): void {
-  const out: ReceiverReport = { n: ++reports, final, kinds: {} };
+  const out: ReceiverReport = { n: ++reports, final, kinds: {}, all: final ? all.summary() : null };
   for (const [kind, tally] of tallies) out.kinds[kind] = tally.report(final);
   // a pipe: the write is synchronous on Linux, so it is out before the exit below
   process.stdout.write(`report ${JSON.stringify(out)}\n`);

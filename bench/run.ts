@@ -5,7 +5,9 @@ import { parseArgs } from 'node:util';
 import { startBroker, type Proc } from './lib/procs.js';
 import { writeMarkdown } from './lib/report.js';
 import type { Context, Result, Scenario } from './lib/types.js';
+import { fanout } from './scenarios/fanout.js';
 import { ingest } from './scenarios/ingest.js';
+import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
 import { rest } from './scenarios/rest.js';
 import { restart } from './scenarios/restart.js';
@@ -14,7 +16,7 @@ import { restart } from './scenarios/restart.js';
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest, rest, memory, restart];
+const SCENARIOS: Scenario[] = [ingest, rest, latency, fanout, memory, restart];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

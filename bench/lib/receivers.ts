@@ -49,6 +49,30 @@ export function sentAtOf(frame: Buffer | string): number | null {
 
 // --- the receiver side (bench/receivers.ts) ---
 
+/** Latencies: a uniform sample of at most SAMPLE_LIMIT (reservoir sampling, Algorithm R), the exact max. */
+export class Sampler {
+  readonly #sample: number[] = [];
+  #seen = 0;
+  #max = Number.NEGATIVE_INFINITY;
+
+  add(ms: number): void {
+    if (ms > this.#max) this.#max = ms;
+    this.#seen++;
+    if (this.#sample.length < SAMPLE_LIMIT) this.#sample.push(ms);
+    else {
+      const j = Math.floor(Math.random() * this.#seen);
+      if (j < SAMPLE_LIMIT) this.#sample[j] = ms;
+    }
+  }
+
+  summary(): Latency {
+    return { ...latencies(this.#sample), max: this.#seen === 0 ? Number.NaN : round(this.#max), count: this.#seen, sampled: this.#sample.length };
+  }
+}
+
+/** Percentiles of the sample, the exact max, `count` latencies in all, `sampled` of them kept. */
+export type Latency = Latencies & { sampled: number };
+
 /** What one kind of receiver saw: per-client counters, a bounded sample of latencies. */
 export class Tally {
   /** Stamped messages per client. */
@@ -58,11 +82,13 @@ export class Tally {
   connected = 0;
   /** Clients whose connection ended or failed while measuring. */
   closed = 0;
-  readonly #sample: number[] = [];
-  #seen = 0;
-  #max = Number.NEGATIVE_INFINITY;
+  readonly latency = new Sampler();
 
-  constructor(readonly clients: number) {
+  /** `all`: the latencies of every kind of the process, together. */
+  constructor(
+    readonly clients: number,
+    private readonly all: Sampler,
+  ) {
     this.delivered = new Array<number>(clients).fill(0);
     this.warm = new Array<number>(clients).fill(0);
   }
@@ -74,28 +100,19 @@ export class Tally {
       return;
     }
     this.delivered[i] = this.delivered[i]! + 1;
-    const ms = at - sentAt;
-    if (ms > this.#max) this.#max = ms;
-    // reservoir sampling (Algorithm R): every latency has the same chance to be in the sample
-    this.#seen++;
-    if (this.#sample.length < SAMPLE_LIMIT) this.#sample.push(ms);
-    else {
-      const j = Math.floor(Math.random() * this.#seen);
-      if (j < SAMPLE_LIMIT) this.#sample[j] = ms;
-    }
+    this.latency.add(at - sentAt);
+    this.all.add(at - sentAt);
   }
 
   report(withLatency: boolean): KindReport {
-    const out: KindReport = {
+    return {
       clients: this.clients,
       connected: this.connected,
       closed: this.closed,
       delivered: this.delivered,
       warmMin: this.clients === 0 ? 0 : Math.min(...this.warm),
-      latency: null,
+      latency: withLatency ? this.latency.summary() : null,
     };
-    if (withLatency) out.latency = { ...latencies(this.#sample), max: this.#seen === 0 ? Number.NaN : round(this.#max), count: this.#seen, sampled: this.#sample.length };
-    return out;
   }
 }
 
@@ -107,14 +124,16 @@ export interface KindReport {
   delivered: number[];
   /** The fewest warm-up messages any client got: ≥ 1 once every client's subscription is live. */
   warmMin: number;
-  /** In the final report: percentiles of the sample, the exact max, `count` latencies in all. */
-  latency: (Latencies & { sampled: number }) | null;
+  /** In the final report only. */
+  latency: Latency | null;
 }
 
 export interface ReceiverReport {
   n: number;
   final: boolean;
   kinds: Partial<Record<ReceiverKind, KindReport>>;
+  /** In the final report only: the latencies of every client of every kind together. */
+  all: Latency | null;
 }
 
 /** ws://… or http://… for a kind, from the server's http://host:port. */

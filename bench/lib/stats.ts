@@ -43,7 +43,7 @@ export function latencies(ms: readonly number[]): Latencies {
   return {
     p50: round(percentile(ms, 50)),
     p99: round(percentile(ms, 99)),
-    max: round(ms.length === 0 ? Number.NaN : Math.max(...ms)),
+    max: round(ms.length === 0 ? Number.NaN : ms.reduce((a, b) => (b > a ? b : a), -Infinity)), // no spread: 1e6 values
     count: ms.length,
   };
 }

@@ -1,5 +1,5 @@
 import { startBridge } from '../lib/procs.js';
-import { LABEL, type ReceiverKind } from '../lib/receivers.js';
+import type { ReceiverKind } from '../lib/receivers.js';
 import { ratio } from '../lib/stats.js';
 import type { Context, Result, Scenario } from '../lib/types.js';
 import { bridgeEnv, measure, startForwarder, summarize, type Run } from './latency.js';
@@ -14,6 +14,7 @@ import { bridgeEnv, measure, startForwarder, summarize, type Run } from './laten
 const DEVICES = 100;
 const BRIDGE_KINDS: ReceiverKind[] = ['ws', 'graphql'];
 const GOAL = 1.5;
+const NOUN: Partial<Record<ReceiverKind, string>> = { ws: '/ws clients', graphql: 'GraphQL subscribers' };
 
 function flag(name: string, fallback: number): number {
   const text = process.env[name];
@@ -50,34 +51,29 @@ export const fanout: Scenario = {
         await broker.stop();
       }
     }
-    const base = summarize(baselineRuns, 'forwarder');
+    const base = summarize(baselineRuns, ['forwarder']);
     if (base.lost > 0) ctx.log(`  the bare forwarder lost ${base.lost} of ${base.expected}: its p99 is no limit of the stack`);
-    const size = `${clients.toLocaleString('en-US')} ${LABEL.ws} + ${clients.toLocaleString('en-US')} GraphQL at ${rate} msg/s`;
-    return BRIDGE_KINDS.map((kind): Result => {
-      const got = summarize(bridgeRuns, kind);
+    const n = clients.toLocaleString('en-US');
+    const size = `${n} /ws + ${n} GraphQL at ${rate} msg/s`;
+    const baseline = { clients: 2 * clients, p50: base.p50, p99: base.p99, max: base.max, delivered: base.delivered, expected: base.expected, lost: base.lost, runs: base.runs };
+    // SPEC's figure: the bridge's 2,000 clients beside the forwarder's 2,000; then each API's share
+    const rows: Array<{ metric: string; kinds: ReceiverKind[]; goal: boolean }> = [
+      { metric: `fan-out ${size}: p99 of all ${(2 * clients).toLocaleString('en-US')} clients`, kinds: BRIDGE_KINDS, goal: true },
+      ...BRIDGE_KINDS.map((kind) => ({ metric: `fan-out ${size}: p99 of the ${NOUN[kind]}`, kinds: [kind], goal: false })),
+    ];
+    return rows.map((row): Result => {
+      const got = summarize(bridgeRuns, row.kinds);
       const r = ratio(got.p99, base.p99);
       return {
         scenario: 'fanout',
-        metric: `fan-out ${size}: ${LABEL[kind]} p99`,
+        metric: row.metric,
         unit: 'ms',
         bridge: got.p99,
         baseline: base.p99,
         ratio: r,
-        goal: `0 lost, p99 ≤ ${GOAL}× the bare forwarder's`,
-        met: got.lost === 0 && r <= GOAL,
-        details: {
-          p50: got.p50,
-          p99: got.p99,
-          max: got.max,
-          delivered: got.delivered,
-          expected: got.expected,
-          lost: got.lost,
-          runs: got.runs,
-          baseline: { clients: 2 * clients, p50: base.p50, p99: base.p99, max: base.max, delivered: base.delivered, expected: base.expected, lost: base.lost, runs: base.runs },
-          clients,
-          rate,
-          seconds,
-        },
+        goal: row.goal ? `0 lost, p99 ≤ ${GOAL}× the bare forwarder's` : `0 lost (the p99 goal is on all clients)`,
+        met: row.goal ? got.lost === 0 && r <= GOAL : got.lost === 0,
+        details: { p50: got.p50, p99: got.p99, max: got.max, delivered: got.delivered, expected: got.expected, lost: got.lost, runs: got.runs, baseline, clients, rate, seconds },
       };
     });
   },

@@ -1,5 +1,5 @@
 import { startBridge, startScript, type Proc } from '../lib/procs.js';
-import { drain, LABEL, lostOf, publishPaced, startReceivers, TOPIC, type KindReport, type ReceiverKind, type Receivers } from '../lib/receivers.js';
+import { drain, LABEL, lostOf, publishPaced, startReceivers, TOPIC, type Latency, type ReceiverKind, type ReceiverReport, type Receivers } from '../lib/receivers.js';
 import { median, ratio, round } from '../lib/stats.js';
 import type { Context, Result, Scenario } from '../lib/types.js';
 
@@ -13,7 +13,9 @@ const DEVICES = 1000;
 const BRIDGE_KINDS: ReceiverKind[] = ['ws', 'graphql', 'sse'];
 
 export interface Run {
-  kinds: Partial<Record<ReceiverKind, KindReport>>;
+  kinds: ReceiverReport['kinds'];
+  /** Every client of every kind together. */
+  all: Latency | null;
   stamped: number;
   warm: number;
   ms: number;
@@ -40,7 +42,7 @@ export async function measure(
       const l = k.latency;
       ctx.log(`    ${LABEL[kind as ReceiverKind]}: p50 ${l?.p50} ms, p99 ${l?.p99} ms, max ${l?.max} ms, lost ${lostOf(k, sent.stamped)} of ${sent.stamped * k.clients}`);
     }
-    return { kinds: report.kinds, stamped: sent.stamped, warm: sent.warm, ms: Math.round(sent.ms) };
+    return { kinds: report.kinds, all: report.all, stamped: sent.stamped, warm: sent.warm, ms: Math.round(sent.ms) };
   } finally {
     await receivers?.stop();
     await proc?.stop();
@@ -85,10 +87,10 @@ export const latency: Scenario = {
         await broker.stop();
       }
     }
-    const base = summarize(baselineRuns, 'forwarder');
+    const base = summarize(baselineRuns, ['forwarder']);
     if (base.lost > 0) ctx.log(`  the bare forwarder lost ${base.lost} of ${base.expected}: its p99 is no limit of the stack`);
     return BRIDGE_KINDS.map((kind): Result => {
-      const got = summarize(bridgeRuns, kind);
+      const got = summarize(bridgeRuns, [kind]);
       const met = got.p50 < 2 && got.p99 <= base.p99 + 2 && got.lost === 0;
       return {
         scenario: 'latency',
@@ -127,21 +129,34 @@ export interface Summary {
   runs: Array<{ p50: number; p99: number; max: number; delivered: number; expected: number; lost: number; sampled: number; publishMs: number }>;
 }
 
-/** Medians over the runs of one kind's figures; delivered, expected and lost summed. */
-export function summarize(runs: Run[], kind: ReceiverKind): Summary {
+/**
+ * Medians over the runs of the figures of `kinds`' clients (one kind: its own latencies; several:
+ * the latencies of every client of the run together); delivered, expected and lost summed.
+ */
+export function summarize(runs: Run[], kinds: ReceiverKind[]): Summary {
   const each = runs.map((run) => {
-    const k = run.kinds[kind];
-    if (k === undefined) throw new Error(`no report for ${kind}`);
+    const reports = kinds.map((kind) => {
+      const k = run.kinds[kind];
+      if (k === undefined) throw new Error(`no report for ${kind}`);
+      return k;
+    });
+    const latency = reports.length === 1 ? reports[0]!.latency : run.all;
     let delivered = 0;
-    for (const n of k.delivered) delivered += n;
+    let expected = 0;
+    let lostCount = 0;
+    for (const k of reports) {
+      for (const n of k.delivered) delivered += n;
+      expected += run.stamped * k.clients;
+      lostCount += lostOf(k, run.stamped);
+    }
     return {
-      p50: k.latency?.p50 ?? Number.NaN,
-      p99: k.latency?.p99 ?? Number.NaN,
-      max: k.latency?.max ?? Number.NaN,
+      p50: latency?.p50 ?? Number.NaN,
+      p99: latency?.p99 ?? Number.NaN,
+      max: latency?.max ?? Number.NaN,
       delivered,
-      expected: run.stamped * k.clients,
-      lost: lostOf(k, run.stamped),
-      sampled: k.latency?.sampled ?? 0,
+      expected,
+      lost: lostCount,
+      sampled: latency?.sampled ?? 0,
       publishMs: run.ms,
     };
   });
