@@ -2,10 +2,10 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import mercurius from 'mercurius';
 import { GraphQLError, execute, getOperationAST, parse, type ExecutionResult } from 'graphql';
-import type { WebSocket } from 'ws';
 import type { GraphqlConfig, StreamsConfig } from '../config.js';
 import { route, type OpenApiDocument } from '../http/openapi.js';
 import { WsClose } from '../streams/close-codes.js';
+import { pingLoop, trackPongs, type Peer } from '../streams/keepalive.js';
 import { graphiqlRoutes } from './graphiql.js';
 import { costRule, depthRule } from './limits.js';
 import { GqlConnection } from './protocol.js';
@@ -95,7 +95,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
     handler: async (request, reply) => runHttp(request.body, reply, 'POST'),
   });
 
-  const sockets = new Set<{ socket: WebSocket; alive: boolean }>();
+  const sockets = new Set<Peer>();
   app.route<{ Querystring: GraphqlBody }>({
     ...route(opts.doc, 'getGraphql'),
     handler: async (request, reply) => runHttp(request.query, reply, 'GET'),
@@ -142,9 +142,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
           connection.close(WsClose.InternalError, 'internal error');
         });
       });
-      socket.on('pong', () => {
-        peer.alive = true;
-      });
+      trackPongs(peer);
       socket.on('close', () => {
         sockets.delete(peer);
         connection.closed();
@@ -152,18 +150,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
     },
   });
 
-  // the same keep-alive as /ws: ping, and drop a peer that did not answer the previous ping
-  const pingTimer = setInterval(() => {
-    for (const peer of sockets) {
-      if (!peer.alive) {
-        peer.socket.terminate();
-        continue;
-      }
-      peer.alive = false;
-      peer.socket.ping();
-    }
-  }, opts.streams.wsPingMs);
-  pingTimer.unref();
+  const pingTimer = pingLoop(sockets, opts.streams.wsPingMs);
   app.addHook('preClose', async () => {
     clearInterval(pingTimer);
     unsubscribe();

@@ -12,6 +12,7 @@ import { BRG_ERR_UPGRADE_REQUIRED } from '../errors.js';
 import { route } from '../http/openapi.js';
 import { WsClose } from './close-codes.js';
 import { matches, queryFilter, type EventFilter } from './filter.js';
+import { pingLoop, trackPongs } from './keepalive.js';
 import type { StreamsPluginOptions } from './plugin.js';
 
 // SPEC §5 /ws: a snapshot, then update and silent frames; subscribe frames replace the filter;
@@ -245,18 +246,7 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
   }, Math.min(250, limits.slowCloseMs / 4));
   drainTimer.unref();
 
-  // SPEC §5: ping every 30 s; a peer that did not answer the previous ping is dropped
-  const pingTimer = setInterval(() => {
-    for (const client of clients) {
-      if (!client.alive) {
-        client.socket.terminate();
-        continue;
-      }
-      client.alive = false;
-      client.socket.ping();
-    }
-  }, config.wsPingMs);
-  pingTimer.unref();
+  const pingTimer = pingLoop(clients, config.wsPingMs);
 
   app.addHook('preClose', async () => {
     unsubscribe();
@@ -277,9 +267,7 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
     wsHandler: (socket, request) => {
       const client = new WsClient(socket, queryFilter(request.query), limits, fellBehind);
       clients.add(client);
-      socket.on('pong', () => {
-        client.alive = true;
-      });
+      trackPongs(client);
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         client.receive(data, isBinary, store).catch((err: unknown) => {
           log.error({ err }, '/ws frame failed');
