@@ -9,9 +9,10 @@ import { MemoryStore } from './devices/stores/memory.js';
 import { SqliteStore } from './devices/stores/sqlite.js';
 import { loadOpenApi } from './http/openapi.js';
 import http from './http/plugin.js';
-import graphql from './graphql/plugin.js';
+import graphql, { graphqlSocketRoute } from './graphql/plugin.js';
 import ingest from './ingest/plugin.js';
-import streams from './streams/plugin.js';
+import streams, { socketRoutes } from './streams/plugin.js';
+import { wsRoutes } from './streams/ws.js';
 import webhooks from './webhooks/plugin.js';
 
 export interface Deps {
@@ -66,6 +67,13 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   await app.register(http, { doc });
   await app.register(streams, { doc, config: config.streams });
   await app.register(graphql, { doc, config: config.graphql, streams: config.streams });
+  // /ws and GET /graphql (graphql-ws) share one WebSocket server, in a context of their own
+  await app.register(
+    socketRoutes([
+      async (sockets) => void (await sockets.register(wsRoutes, { doc, config: config.streams })),
+      async (sockets) => void (await sockets.register(graphqlSocketRoute, { doc })),
+    ]),
+  );
   await app.register(webhooks, { config: config.webhooks });
   return app;
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import mercurius from 'mercurius';
 import { GraphQLError, execute, getOperationAST, parse, type ExecutionResult } from 'graphql';
+import type { WebSocket } from 'ws';
 import type { GraphqlConfig, StreamsConfig } from '../config.js';
 import { route, type OpenApiDocument } from '../http/openapi.js';
 import { WsClose } from '../streams/close-codes.js';
@@ -31,9 +32,18 @@ interface GraphqlBody {
   operationName?: string | null;
 }
 
+/** The transport of GET /graphql, registered with the WebSocket routes (streams/plugin.ts socketRoutes). */
+export interface GraphqlTransport {
+  /** A query over plain HTTP GET. */
+  get(query: GraphqlBody, reply: FastifyReply): Promise<unknown>;
+  /** A graphql-ws connection. */
+  open(socket: WebSocket): void;
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     subscriptions: SubscriptionHub;
+    graphqlTransport: GraphqlTransport;
   }
 }
 
@@ -96,59 +106,56 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
   });
 
   const sockets = new Set<Peer>();
-  app.route<{ Querystring: GraphqlBody }>({
-    ...route(opts.doc, 'getGraphql'),
-    handler: async (request, reply) => runHttp(request.query, reply, 'GET'),
-    wsHandler: (socket) => {
-      const peer = { socket, alive: true };
-      sockets.add(peer);
-      const connection = new GqlConnection(
-        {
-          protocol: socket.protocol,
-          send: (data) => {
-            // a bounded buffer per client (SPEC §5): a consumer this far behind is told to come back
-            if (socket.bufferedAmount > opts.streams.wsMaxBufferedBytes) {
-              connection.close(WsClose.TryAgainLater, 'too slow: reconnect and subscribe again');
-              return;
-            }
-            socket.send(data);
-          },
-          close: (code, reason) => socket.close(code, reason),
+  const open = (socket: WebSocket): void => {
+    const peer = { socket, alive: true };
+    sockets.add(peer);
+    const connection = new GqlConnection(
+      {
+        protocol: socket.protocol,
+        send: (data) => {
+          // a bounded buffer per client (SPEC §5): a consumer this far behind is told to come back
+          if (socket.bufferedAmount > opts.streams.wsMaxBufferedBytes) {
+            connection.close(WsClose.TryAgainLater, 'too slow: reconnect and subscribe again');
+            return;
+          }
+          socket.send(data);
         },
-        {
-          schema,
-          hub,
-          rules,
-          maxTokens: MAX_TOKENS,
-          initTimeoutMs: config.initTimeoutMs,
-          onConnect: () => true, // API keys come with SPEC §9
-          executeQuery: async (request) =>
-            publicResult(
-              (await execute({
-                schema,
-                document: request.document,
-                variableValues: request.variables,
-                operationName: request.operationName,
-                contextValue: {},
-              })) as ExecutionResult,
-            ),
-          onError: (err) => log.error({ err }, 'graphql-ws operation failed'),
-        },
-      );
-      socket.on('message', (data: Buffer, isBinary: boolean) => {
-        if (isBinary) return connection.close(4400, 'Invalid message received: binary');
-        connection.receive(data.toString('utf8')).catch((err: unknown) => {
-          log.error({ err }, 'graphql-ws message failed');
-          connection.close(WsClose.InternalError, 'internal error');
-        });
+        close: (code, reason) => socket.close(code, reason),
+      },
+      {
+        schema,
+        hub,
+        rules,
+        maxTokens: MAX_TOKENS,
+        initTimeoutMs: config.initTimeoutMs,
+        onConnect: () => true, // API keys come with SPEC §9
+        executeQuery: async (request) =>
+          publicResult(
+            (await execute({
+              schema,
+              document: request.document,
+              variableValues: request.variables,
+              operationName: request.operationName,
+              contextValue: {},
+            })) as ExecutionResult,
+          ),
+        onError: (err) => log.error({ err }, 'graphql-ws operation failed'),
+      },
+    );
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) return connection.close(4400, 'Invalid message received: binary');
+      connection.receive(data.toString('utf8')).catch((err: unknown) => {
+        log.error({ err }, 'graphql-ws message failed');
+        connection.close(WsClose.InternalError, 'internal error');
       });
-      trackPongs(peer);
-      socket.on('close', () => {
-        sockets.delete(peer);
-        connection.closed();
-      });
-    },
-  });
+    });
+    trackPongs(peer);
+    socket.on('close', () => {
+      sockets.delete(peer);
+      connection.closed();
+    });
+  };
+  app.decorate('graphqlTransport', { get: (query: GraphqlBody, reply: FastifyReply) => runHttp(query, reply, 'GET'), open });
 
   const pingTimer = pingLoop(sockets, opts.streams.wsPingMs);
   app.addHook('preClose', async () => {
@@ -157,6 +164,15 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
   });
 
   await app.register(graphiqlRoutes);
+}
+
+/** GET /graphql: a query over HTTP, or a graphql-ws WebSocket (see socketRoutes). */
+export async function graphqlSocketRoute(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
+  app.route<{ Querystring: GraphqlBody }>({
+    ...route(opts.doc, 'getGraphql'),
+    handler: async (request, reply) => app.graphqlTransport.get(request.query, reply),
+    wsHandler: (socket) => app.graphqlTransport.open(socket),
+  });
 }
 
 function graphqlErrors(reply: FastifyReply, status: number, message: string): unknown {
@@ -182,4 +198,4 @@ function publicResult(result: ExecutionResult): ExecutionResult {
   };
 }
 
-export default fp(graphqlPlugin, { name: 'graphql', dependencies: ['devices', 'ingest', 'http', 'streams'] });
+export default fp(graphqlPlugin, { name: 'graphql', dependencies: ['devices', 'ingest', 'http'] });
