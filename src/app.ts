@@ -7,6 +7,7 @@ import { systemClock, type Clock } from './devices/service.js';
 import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
 import { SqliteStore } from './devices/stores/sqlite.js';
+import { ApiKeys, requireApiKeys, withoutApiKey } from './http/auth.js';
 import { loadOpenApi } from './http/openapi.js';
 import http from './http/plugin.js';
 import graphql, { graphqlSocketRoute } from './graphql/plugin.js';
@@ -45,6 +46,10 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     logger: {
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
+      // SPEC §9: keys never in logs, ?apiKey= included
+      serializers: {
+        req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: withoutApiKey(req.url), remoteAddress: req.ip }),
+      },
       ...(deps.logStream ? { stream: deps.logStream } : {}),
     },
     // SPEC §5: device ids of 128 characters, percent-encoded (up to 12 bytes a character)
@@ -53,6 +58,13 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     bodyLimit: 1_048_576,
   });
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
+  const apiKeys = new ApiKeys(config.apiKeys);
+  requireApiKeys(app, apiKeys); // first: every route registered below is behind it
+  // An upgrade refused before it reached @fastify/websocket (401, 404): its socket is no HTTP
+  // connection that could be reused, and nobody else closes it
+  app.addHook('onResponse', async (request) => {
+    if (request.raw.headers.upgrade !== undefined && !request.ws) request.raw.socket?.destroy();
+  });
   const clock = deps.clock ?? systemClock;
   await app.register(devices, {
     store: deps.store ?? openStore(config),
@@ -66,7 +78,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   const doc = loadOpenApi();
   await app.register(http, { doc });
   await app.register(streams, { doc, config: config.streams });
-  await app.register(graphql, { doc, config: config.graphql, streams: config.streams });
+  await app.register(graphql, { doc, config: config.graphql, streams: config.streams, apiKeys });
   // /ws and GET /graphql (graphql-ws) share one WebSocket server, in a context of their own
   await app.register(
     socketRoutes([

@@ -7,7 +7,7 @@ import { parseTopicTemplates } from './ingest/topics.js';
 // SPEC §6: the service is configured only by the environment (and a .env file).
 // A bad value stops start-up with one line naming the variable; secrets are never printed.
 
-const SECRETS = new Set(['WIIHEY_APP_KEY', 'WEBHOOK_SECRET']);
+const SECRETS = new Set(['WIIHEY_APP_KEY', 'WEBHOOK_SECRET', 'API_KEYS']);
 
 const schema = {
   type: 'object',
@@ -28,6 +28,7 @@ const schema = {
     HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
     ALLOW_ANONYMOUS: { type: 'boolean', default: false },
+    API_KEYS: { type: 'string' },
     SILENCE_AFTER_SECONDS: { type: 'integer', minimum: 1, default: 345_600 }, // four days: a three-day heartbeat plus a day
     SILENCE_CHECK_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 60, default: 60 }, // SPEC §4: at least once a minute
     HISTORY_LIMIT: { type: 'integer', minimum: 1, maximum: 10_000, default: 50 },
@@ -74,6 +75,7 @@ interface Env {
   HOST: string;
   PORT: number;
   ALLOW_ANONYMOUS: boolean;
+  API_KEYS?: string;
   SILENCE_AFTER_SECONDS: number;
   SILENCE_CHECK_SECONDS: number;
   HISTORY_LIMIT: number;
@@ -155,6 +157,8 @@ export interface DemoConfig {
 export interface Config {
   host: string;
   port: number;
+  /** API_KEYS: with any, every data route needs one (SPEC §9). */
+  apiKeys: string[];
   logLevel: string;
   mqtt: MqttConfig;
   /** Set when MQTT_URL is not: the embedded demo (SPEC §6). */
@@ -211,16 +215,19 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (env.MQTT_RECONNECT_MAX_MS < env.MQTT_RECONNECT_MIN_MS) {
     throw new ConfigError('MQTT_RECONNECT_MAX_MS must not be below MQTT_RECONNECT_MIN_MS');
   }
+  const apiKeys = (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
+  if (apiKeys.some((k) => k.length < 16)) throw new ConfigError('API_KEYS must each have 16 characters or more');
   // SPEC §9: without API keys, only loopback unless the operator says so
-  if (!isLoopback(env.HOST) && !env.ALLOW_ANONYMOUS) {
+  if (apiKeys.length === 0 && !isLoopback(env.HOST) && !env.ALLOW_ANONYMOUS) {
     throw new ConfigError(
-      `HOST ${env.HOST} is not a loopback address: the API has no keys yet, so set ALLOW_ANONYMOUS=true to serve it to the network`,
+      `HOST ${env.HOST} is not a loopback address and API_KEYS is not set: set API_KEYS, or ALLOW_ANONYMOUS=true to serve the API to the network without keys`,
     );
   }
 
   return {
     host: env.HOST,
     port: env.PORT,
+    apiKeys,
     logLevel: env.LOG_LEVEL,
     mqtt: {
       url: env.MQTT_URL ?? `mqtt://127.0.0.1:${env.EMBEDDED_MQTT_PORT}`,
@@ -288,7 +295,6 @@ function webhooks(env: Env): WebhooksConfig | null {
 // SPEC §6 variables of features this version does not have yet. Setting one must not look as if
 // it worked: API_KEYS would leave the API open while the operator believes it protected.
 const NOT_YET: Record<string, 'refuse' | 'warn'> = {
-  API_KEYS: 'refuse',
   CORS_ORIGINS: 'refuse',
   REDIS_URL: 'refuse',
   MQTT_SHARED_GROUP: 'refuse',

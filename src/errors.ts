@@ -9,3 +9,4 @@ export const BRG_ERR_ROUTE_NOT_FOUND = createError('BRG_ERR_ROUTE_NOT_FOUND', 'n
 export const BRG_ERR_INTERNAL = createError('BRG_ERR_INTERNAL', 'internal server error', 500);
 export const BRG_ERR_UPGRADE_REQUIRED = createError('BRG_ERR_UPGRADE_REQUIRED', '%s speaks WebSocket only: open it with a WebSocket client', 426);
 export const BRG_ERR_INVALID_FILTER = createError('BRG_ERR_INVALID_FILTER', 'invalid filter: %s', 400);
+export const BRG_ERR_UNAUTHORIZED = createError('BRG_ERR_UNAUTHORIZED', 'an API key is required: Authorization: Bearer <key>, x-api-key: <key> or ?apiKey=<key>', 401);

@@ -1,9 +1,10 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import mercurius from 'mercurius';
 import { GraphQLError, execute, getOperationAST, parse, type ExecutionResult } from 'graphql';
 import type { WebSocket } from 'ws';
 import type { GraphqlConfig, StreamsConfig } from '../config.js';
+import { ApiKeys } from '../http/auth.js';
 import { route, type OpenApiDocument } from '../http/openapi.js';
 import { WsClose } from '../streams/close-codes.js';
 import { pingLoop, trackPongs, type Peer } from '../streams/keepalive.js';
@@ -21,6 +22,7 @@ export interface GraphqlPluginOptions {
   doc: OpenApiDocument;
   config: GraphqlConfig;
   streams: StreamsConfig;
+  apiKeys: ApiKeys;
 }
 
 /** Tokens one document may have: GraphiQL's introspection query has about 700. */
@@ -37,7 +39,7 @@ export interface GraphqlTransport {
   /** A query over plain HTTP GET. */
   get(query: GraphqlBody, reply: FastifyReply): Promise<unknown>;
   /** A graphql-ws connection. */
-  open(socket: WebSocket): void;
+  open(socket: WebSocket, request: FastifyRequest): void;
 }
 
 declare module 'fastify' {
@@ -106,7 +108,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
   });
 
   const sockets = new Set<Peer>();
-  const open = (socket: WebSocket): void => {
+  const open = (socket: WebSocket, request: FastifyRequest): void => {
     const peer = { socket, alive: true };
     sockets.add(peer);
     const connection = new GqlConnection(
@@ -128,7 +130,9 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
         rules,
         maxTokens: MAX_TOKENS,
         initTimeoutMs: config.initTimeoutMs,
-        onConnect: () => true, // API keys come with SPEC §9
+        // SPEC §5/§9: the key in connection_init's payload ({"apiKey": …}), or on the upgrade request
+        onConnect: (payload) =>
+          !opts.apiKeys.enabled || opts.apiKeys.valid(payload?.apiKey) || opts.apiKeys.valid(ApiKeys.of(request)),
         executeQuery: async (request) =>
           publicResult(
             (await execute({
@@ -171,7 +175,7 @@ export async function graphqlSocketRoute(app: FastifyInstance, opts: { doc: Open
   app.route<{ Querystring: GraphqlBody }>({
     ...route(opts.doc, 'getGraphql'),
     handler: async (request, reply) => app.graphqlTransport.get(request.query, reply),
-    wsHandler: (socket) => app.graphqlTransport.open(socket),
+    wsHandler: (socket, request) => app.graphqlTransport.open(socket, request),
   });
 }
 
