@@ -60,10 +60,12 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   const apiKeys = new ApiKeys(config.apiKeys);
   requireApiKeys(app, apiKeys); // first: every route registered below is behind it
-  // An upgrade refused before it reached @fastify/websocket (401, 404): its socket is no HTTP
-  // connection that could be reused, and nobody else closes it
-  app.addHook('onResponse', async (request) => {
+  // An upgrade request answered over HTTP (401, 404, or a route that is no WebSocket) leaves a
+  // socket that is no HTTP connection to reuse: close it. @fastify/websocket does this only in
+  // its own context (streams/plugin.ts socketRoutes); a synchronous hook is the cheap kind.
+  app.addHook('onResponse', (request, _reply, done) => {
     if (request.raw.headers.upgrade !== undefined && !request.ws) request.raw.socket?.destroy();
+    done();
   });
   const clock = deps.clock ?? systemClock;
   await app.register(devices, {

@@ -247,3 +247,11 @@ t.test('app.close() does not wait for a peer that does not read', async (t) => {
   await withTimeout(app.close(), 5000, () => 'app.close()');
   t.ok(Date.now() - started < 5000);
 });
+
+t.test('an upgrade to a path that is no WebSocket route gets 404, and its socket does not linger', async (t) => {
+  const { app, url } = await listening(t);
+  await t.rejects(WsProbe.open(t, url.replace('/ws', '/nope')), /HTTP 404/);
+  await t.rejects(WsProbe.open(t, url.replace('/ws', '/devices')), /HTTP 404|HTTP 200/);
+  await withTimeout(app.close(), 5000, () => 'app.close() with refused upgrades behind');
+  t.pass('closed');
+});
