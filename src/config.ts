@@ -298,6 +298,7 @@ const NOT_YET: Record<string, 'refuse' | 'warn'> = {
   CORS_ORIGINS: 'refuse',
   REDIS_URL: 'refuse',
   MQTT_SHARED_GROUP: 'refuse',
+  RATE_LIMIT_PER_MINUTE: 'warn',
 };
 
 /** The validated variables, and the names of those set to an empty value. */

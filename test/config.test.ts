@@ -96,6 +96,7 @@ t.test('a secret is never printed, even when it is the bad value', async (t) => 
 t.test('settings of features to come are refused or warned about, never silently ignored', async (t) => {
   t.match(refused({ REDIS_URL: 'redis://x' }), /^REDIS_URL is not supported/);
   t.same(load({}).warnings, []);
+  t.same(load({ RATE_LIMIT_PER_MINUTE: '0' }).warnings, ['RATE_LIMIT_PER_MINUTE is set, but this version of wiihey-bridge does not support it yet: ignored']);
 });
 
 t.test('webhooks: URLs, a whsec_ secret, a retry schedule', async (t) => {
