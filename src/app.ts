@@ -1,13 +1,17 @@
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
+import dashboard from './dashboard/plugin.js';
 import demo from './demo/plugin.js';
 import devices from './devices/plugin.js';
 import { systemClock, type Clock } from './devices/service.js';
 import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
 import { SqliteStore } from './devices/stores/sqlite.js';
-import { ApiKeys, requireApiKeys, withoutApiKey } from './http/auth.js';
+import { ApiKeys, withoutApiKey } from './http/auth.js';
+import { security } from './http/security.js';
+import metrics from './http/metrics.js';
 import { loadOpenApi } from './http/openapi.js';
 import http from './http/plugin.js';
 import graphql, { graphqlSocketRoute } from './graphql/plugin.js';
@@ -55,11 +59,14 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     // SPEC §5: device ids of 128 characters, percent-encoded (up to 12 bytes a character)
     routerOptions: { maxParamLength: 2048 },
     requestTimeout: 30_000,
+    // a number of hops works too (lib/request.js), but the types lack it
+    trustProxy: config.http.trustProxy as boolean | string[],
     bodyLimit: 1_048_576,
   });
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   const apiKeys = new ApiKeys(config.apiKeys);
-  requireApiKeys(app, apiKeys); // first: every route registered below is behind it
+  // first: every route registered below is behind it (the rate limit must come before any route)
+  await app.register(fp(security), { config: config.http, apiKeys, metricsPublic: config.metricsPublic });
   // An upgrade request answered over HTTP (401, 404, or a route that is no WebSocket) leaves a
   // socket that is no HTTP connection to reuse: close it. @fastify/websocket does this only in
   // its own context (streams/plugin.ts socketRoutes); a synchronous hook is the cheap kind.
@@ -67,6 +74,8 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     if (request.raw.headers.upgrade !== undefined && !request.ws) request.raw.socket?.destroy();
     done();
   });
+  const doc = loadOpenApi();
+  await app.register(metrics, { doc }); // early: its timing hook sees every route
   const clock = deps.clock ?? systemClock;
   await app.register(devices, {
     store: deps.store ?? openStore(config),
@@ -77,7 +86,6 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   });
   await app.register(demo, { config }); // before ingest: its broker must listen first
   await app.register(ingest, { config, clock, connect: deps.connectMqtt ?? true });
-  const doc = loadOpenApi();
   await app.register(http, { doc });
   await app.register(streams, { doc, config: config.streams });
   await app.register(graphql, { doc, config: config.graphql, streams: config.streams, apiKeys });
@@ -89,5 +97,6 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     ]),
   );
   await app.register(webhooks, { config: config.webhooks });
+  await app.register(dashboard, { doc });
   return app;
 }

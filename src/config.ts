@@ -29,6 +29,11 @@ const schema = {
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
     ALLOW_ANONYMOUS: { type: 'boolean', default: false },
     API_KEYS: { type: 'string' },
+    METRICS_PUBLIC: { type: 'boolean', default: false },
+    CORS_ORIGINS: { type: 'string' },
+    RATE_LIMIT_PER_MINUTE: { type: 'integer', minimum: 0, default: 6000 },
+    MAX_STREAMS_PER_ADDRESS: { type: 'integer', minimum: 0, default: 100 },
+    TRUST_PROXY: { type: 'string' },
     SILENCE_AFTER_SECONDS: { type: 'integer', minimum: 1, default: 345_600 }, // four days: a three-day heartbeat plus a day
     SILENCE_CHECK_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 60, default: 60 }, // SPEC §4: at least once a minute
     HISTORY_LIMIT: { type: 'integer', minimum: 1, maximum: 10_000, default: 50 },
@@ -76,6 +81,11 @@ interface Env {
   PORT: number;
   ALLOW_ANONYMOUS: boolean;
   API_KEYS?: string;
+  METRICS_PUBLIC: boolean;
+  CORS_ORIGINS?: string;
+  RATE_LIMIT_PER_MINUTE: number;
+  MAX_STREAMS_PER_ADDRESS: number;
+  TRUST_PROXY?: string;
   SILENCE_AFTER_SECONDS: number;
   SILENCE_CHECK_SECONDS: number;
   HISTORY_LIMIT: number;
@@ -119,6 +129,8 @@ export interface StreamsConfig {
   /** Devices in one /ws snapshot frame at most. */
   wsSnapshotLimit: number;
   sseKeepAliveMs: number;
+  /** Open /ws, /events and graphql-ws connections per client address (SPEC §9); 0: no cap. */
+  maxPerAddress: number;
 }
 
 export interface GraphqlConfig {
@@ -127,6 +139,15 @@ export interface GraphqlConfig {
   maxDepth: number;
   /** graphql-ws: a socket that sends no connection_init this long is closed with 4408. */
   initTimeoutMs: number;
+}
+
+export interface HttpConfig {
+  /** CORS_ORIGINS: origins allowed to read the API from a browser and to open its WebSockets; '*': any. */
+  corsOrigins: string[];
+  /** Requests per minute per API key (or per address without one); 0: no limit. */
+  rateLimitPerMinute: number;
+  /** Fastify's trustProxy: whose X-Forwarded-For to believe for the client address. */
+  trustProxy: boolean | number | string[];
 }
 
 export interface MqttConfig {
@@ -159,6 +180,9 @@ export interface Config {
   port: number;
   /** API_KEYS: with any, every data route needs one (SPEC §9). */
   apiKeys: string[];
+  /** /metrics without a key even when API_KEYS is set (METRICS_PUBLIC). */
+  metricsPublic: boolean;
+  http: HttpConfig;
   logLevel: string;
   mqtt: MqttConfig;
   /** Set when MQTT_URL is not: the embedded demo (SPEC §6). */
@@ -228,6 +252,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
     host: env.HOST,
     port: env.PORT,
     apiKeys,
+    metricsPublic: env.METRICS_PUBLIC,
+    http: {
+      corsOrigins: corsOrigins(env.CORS_ORIGINS),
+      rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
+      trustProxy: trustProxy(env.TRUST_PROXY),
+    },
     logLevel: env.LOG_LEVEL,
     mqtt: {
       url: env.MQTT_URL ?? `mqtt://127.0.0.1:${env.EMBEDDED_MQTT_PORT}`,
@@ -259,6 +289,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
       wsPingMs: env.WS_PING_SECONDS * 1000,
       wsSnapshotLimit: env.WS_SNAPSHOT_LIMIT,
       sseKeepAliveMs: env.SSE_KEEPALIVE_SECONDS * 1000,
+      maxPerAddress: env.MAX_STREAMS_PER_ADDRESS,
     },
     graphql: {
       maxItems: env.GRAPHQL_MAX_ITEMS,
@@ -268,6 +299,34 @@ export function loadConfig(options: LoadOptions = {}): Config {
     webhooks: webhooks(env),
     warnings,
   };
+}
+
+function corsOrigins(value: string | undefined): string[] {
+  const origins = (value ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(origin);
+    } catch {}
+    // an origin is scheme://host[:port], nothing more: what a browser sends in its Origin header
+    if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+      throw new ConfigError(`CORS_ORIGINS has "${origin}", which is not an origin such as https://app.example.com (or *)`);
+    }
+  }
+  return [...new Set(origins)];
+}
+
+function trustProxy(value: string | undefined): boolean | number | string[] {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^[0-9]+$/.test(value)) return Number(value);
+  const list = value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  // addresses or CIDR ranges, as Fastify (proxy-addr) takes them
+  if (list.some((v) => isIP(v.split('/')[0]!) === 0 && !['loopback', 'linklocal', 'uniquelocal'].includes(v))) {
+    throw new ConfigError('TRUST_PROXY must be true, false, a number of hops, or a comma-separated list of addresses or CIDR ranges');
+  }
+  return list;
 }
 
 function webhooks(env: Env): WebhooksConfig | null {
@@ -295,10 +354,8 @@ function webhooks(env: Env): WebhooksConfig | null {
 // SPEC §6 variables of features this version does not have yet. Setting one must not look as if
 // it worked: API_KEYS would leave the API open while the operator believes it protected.
 const NOT_YET: Record<string, 'refuse' | 'warn'> = {
-  CORS_ORIGINS: 'refuse',
   REDIS_URL: 'refuse',
   MQTT_SHARED_GROUP: 'refuse',
-  RATE_LIMIT_PER_MINUTE: 'warn',
 };
 
 /** The validated variables, and the names of those set to an empty value. */

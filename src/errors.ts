@@ -10,3 +10,6 @@ export const BRG_ERR_INTERNAL = createError('BRG_ERR_INTERNAL', 'internal server
 export const BRG_ERR_UPGRADE_REQUIRED = createError('BRG_ERR_UPGRADE_REQUIRED', '%s speaks WebSocket only: open it with a WebSocket client', 426);
 export const BRG_ERR_INVALID_FILTER = createError('BRG_ERR_INVALID_FILTER', 'invalid filter: %s', 400);
 export const BRG_ERR_UNAUTHORIZED = createError('BRG_ERR_UNAUTHORIZED', 'an API key is required: Authorization: Bearer <key>, x-api-key: <key> or ?apiKey=<key>', 401);
+export const BRG_ERR_RATE_LIMITED = createError('BRG_ERR_RATE_LIMITED', 'rate limit exceeded: at most %d requests a minute, retry in %s', 429);
+export const BRG_ERR_ORIGIN_FORBIDDEN = createError('BRG_ERR_ORIGIN_FORBIDDEN', "origin '%s' may not open WebSockets here: add it to CORS_ORIGINS", 403);
+export const BRG_ERR_TOO_MANY_STREAMS = createError('BRG_ERR_TOO_MANY_STREAMS', 'too many open streams from this address: at most %d (MAX_STREAMS_PER_ADDRESS)', 429);

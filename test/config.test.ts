@@ -93,10 +93,34 @@ t.test('a secret is never printed, even when it is the bad value', async (t) => 
   t.equal(load({ PORT: '', MQTT_URL: '' }).port, 3000, 'an empty variable is an unset one');
 });
 
-t.test('settings of features to come are refused or warned about, never silently ignored', async (t) => {
+t.test('settings of features to come are refused, never silently ignored', async (t) => {
   t.match(refused({ REDIS_URL: 'redis://x' }), /^REDIS_URL is not supported/);
+  t.match(refused({ MQTT_SHARED_GROUP: 'g' }), /^MQTT_SHARED_GROUP is not supported/);
   t.same(load({}).warnings, []);
-  t.same(load({ RATE_LIMIT_PER_MINUTE: '0' }).warnings, ['RATE_LIMIT_PER_MINUTE is set, but this version of wiihey-bridge does not support it yet: ignored']);
+});
+
+t.test('HTTP safety settings: CORS origins, rate limit, streams per address, trusted proxies', async (t) => {
+  t.same(load({}).http, { corsOrigins: [], rateLimitPerMinute: 6000, trustProxy: false });
+  t.equal(load({}).streams.maxPerAddress, 100);
+  const config = load({
+    CORS_ORIGINS: 'https://app.example.com, http://127.0.0.1:8080,https://app.example.com',
+    RATE_LIMIT_PER_MINUTE: '0',
+    MAX_STREAMS_PER_ADDRESS: '5',
+    TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
+  });
+  t.same(config.http, {
+    corsOrigins: ['https://app.example.com', 'http://127.0.0.1:8080'],
+    rateLimitPerMinute: 0,
+    trustProxy: ['10.0.0.0/8', '127.0.0.1'],
+  });
+  t.equal(config.streams.maxPerAddress, 5);
+  t.same(load({ CORS_ORIGINS: '*' }).http.corsOrigins, ['*']);
+  t.equal(load({ TRUST_PROXY: 'true' }).http.trustProxy, true);
+  t.equal(load({ TRUST_PROXY: '2' }).http.trustProxy, 2);
+  t.match(refused({ CORS_ORIGINS: 'https://app.example.com/path' }), /^CORS_ORIGINS has "https:\/\/app.example.com\/path", which is not an origin/);
+  t.match(refused({ CORS_ORIGINS: 'app.example.com' }), /^CORS_ORIGINS has "app.example.com"/);
+  t.match(refused({ RATE_LIMIT_PER_MINUTE: '-1' }), /^RATE_LIMIT_PER_MINUTE must be >= 0/);
+  t.match(refused({ TRUST_PROXY: 'my-proxy' }), /^TRUST_PROXY must be true, false/);
 });
 
 t.test('webhooks: URLs, a whsec_ secret, a retry schedule', async (t) => {

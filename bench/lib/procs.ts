@@ -107,7 +107,8 @@ export async function startBridge(env: Record<string, string>): Promise<Proc & {
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '0',
+      RATE_LIMIT_PER_MINUTE: '0', // one address makes every request: the bare baselines have no limits either
+      MAX_STREAMS_PER_ADDRESS: '0',
       EMBEDDED_MQTT_PORT: '0',
       DATA_DIR: '',
       ...env,

@@ -57,6 +57,7 @@ export class EventStream {
   #lastSeq = 0;
   /** Replays from below this seq must reset: the buffer was cleared there. */
   #replayFloor = 0;
+  #after: EventListener | null = null;
 
   constructor(
     readonly capacity: number,
@@ -116,6 +117,21 @@ export class EventStream {
         this.onListenerError(err);
       }
     }
+    if (this.#after !== null) {
+      try {
+        this.#after(event);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
+  }
+
+  /**
+   * Runs after every listener of each event (one at most; /metrics times the fan-out with it).
+   * Listeners subscribed later would run after a plain one: this stays last.
+   */
+  afterListeners(observer: EventListener | null): void {
+    this.#after = observer;
   }
 
   subscribe(listener: EventListener): () => void {

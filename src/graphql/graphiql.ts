@@ -35,7 +35,8 @@ const PAGE = `<!doctype html>
   <title>wiihey-bridge GraphiQL</title>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <link rel="stylesheet" href="/graphiql/assets/graphiql.css">
-  <style>html, body, #graphiql { height: 100%; margin: 0; }</style>
+  <link rel="stylesheet" href="/graphiql/assets/page.css">
+  <link rel="icon" href="data:,">
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL…</div>
@@ -48,7 +49,9 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-// a file of its own, so that a Content-Security-Policy without 'unsafe-inline' can serve the page
+// files of their own: the Content-Security-Policy allows no inline script or style (http/security.ts)
+const PAGE_CSS = 'html, body, #graphiql { height: 100%; margin: 0; }\n';
+
 const START = `(function () {
   var ws = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/graphql';
   var fetcher = GraphiQL.createFetcher({ url: '/graphql', wsClient: graphqlWs.createClient({ url: ws }) });
@@ -62,6 +65,7 @@ export async function graphiqlRoutes(app: FastifyInstance): Promise<void> {
   const hidden = { schema: { hide: true } };
   app.get('/graphiql', hidden, async (_request, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
   app.get('/graphiql/assets/start.js', hidden, async (_request, reply) => reply.type('text/javascript').send(START));
+  app.get('/graphiql/assets/page.css', hidden, async (_request, reply) => reply.type('text/css').send(PAGE_CSS));
   app.get<{ Params: { name: string } }>('/graphiql/assets/:name', hidden, async (request, reply) => {
     const asset = ASSETS[request.params.name];
     if (asset === undefined) return reply.callNotFound();

@@ -107,7 +107,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
     handler: async (request, reply) => runHttp(request.body, reply, 'POST'),
   });
 
-  const sockets = new Set<Peer>();
+  const sockets = app.liveClients.graphql;
   const open = (socket: WebSocket, request: FastifyRequest): void => {
     const peer = { socket, alive: true };
     sockets.add(peer);
@@ -174,6 +174,9 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
 export async function graphqlSocketRoute(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
   app.route<{ Querystring: GraphqlBody }>({
     ...route(opts.doc, 'getGraphql'),
+    preHandler: async (request) => {
+      if (request.headers.upgrade !== undefined) app.streamSlots.take(request, request.raw.socket);
+    },
     handler: async (request, reply) => app.graphqlTransport.get(request.query, reply),
     wsHandler: (socket, request) => app.graphqlTransport.open(socket, request),
   });
@@ -202,4 +205,4 @@ function publicResult(result: ExecutionResult): ExecutionResult {
   };
 }
 
-export default fp(graphqlPlugin, { name: 'graphql', dependencies: ['devices', 'ingest', 'http'] });
+export default fp(graphqlPlugin, { name: 'graphql', dependencies: ['devices', 'ingest', 'http', 'streams'] });

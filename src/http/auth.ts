@@ -7,7 +7,7 @@ import { BRG_ERR_UNAUTHORIZED } from '../errors.js';
 // Keys are compared in constant time and never logged.
 
 /** Routes open without a key: health for orchestrators, and the UI shells (they hold no data). */
-const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/docs(\/|$)/, /^\/graphiql(\/|$)/];
+const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/docs(\/|$)/, /^\/graphiql(\/|$)/, /^\/$/, /^\/dashboard\//];
 
 export class ApiKeys {
   readonly #digests: Buffer[];
@@ -20,13 +20,19 @@ export class ApiKeys {
     return this.#digests.length > 0;
   }
 
-  /** Constant time in the key's content: every key is compared, as digests of equal length. */
   valid(candidate: unknown): boolean {
-    if (typeof candidate !== 'string' || candidate === '') return false;
+    return this.match(candidate) >= 0;
+  }
+
+  /** The index of the key, or -1. Constant time in the key's content: every key is compared, as digests of equal length. */
+  match(candidate: unknown): number {
+    if (typeof candidate !== 'string' || candidate === '') return -1;
     const d = digest(candidate);
-    let ok = false;
-    for (const key of this.#digests) ok = timingSafeEqual(key, d) || ok;
-    return ok;
+    let found = -1;
+    this.#digests.forEach((key, i) => {
+      if (timingSafeEqual(key, d)) found = i;
+    });
+    return found;
   }
 
   /** The key a request carries, wherever it carries it. */
@@ -50,16 +56,40 @@ export function withoutApiKey(url: string): string {
   return url.replace(/([?&]apiKey=)[^&#]*/gi, '$1[redacted]');
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Which of API_KEYS the request carries (its index), or -1: set by the first onRequest hook. */
+    apiKey: number;
+  }
+}
+
+/** Whether a path is served without a key (health, the UI shells, /metrics with METRICS_PUBLIC). */
+export function isOpenPath(path: string, options: { metricsPublic: boolean }): boolean {
+  return OPEN.some((re) => re.test(path)) || (options.metricsPublic && path === '/metrics');
+}
+
+/** The first onRequest hook: which key the request carries, if any (for the rate limit and the check). */
+export function identifyApiKeys(app: FastifyInstance, keys: ApiKeys): void {
+  app.decorateRequest('apiKey', -1);
+  if (!keys.enabled) return;
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.apiKey = keys.match(ApiKeys.of(request));
+    done();
+  });
+}
+
 /**
  * The onRequest check, on every route but the open ones. A graphql-ws upgrade may carry its key
- * in connection_init instead (SPEC §5): it is checked there (graphql/plugin.ts).
+ * in connection_init instead (SPEC §5): it is checked there (graphql/plugin.ts). A CORS preflight
+ * carries no key by design: @fastify/cors answers it.
  */
-export function requireApiKeys(app: FastifyInstance, keys: ApiKeys): void {
+export function requireApiKeys(app: FastifyInstance, keys: ApiKeys, options: { metricsPublic: boolean }): void {
   if (!keys.enabled) return;
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.apiKey >= 0 || request.method === 'OPTIONS') return done();
     const path = request.url.split('?', 1)[0]!;
-    if (OPEN.some((re) => re.test(path))) return;
-    if (path === '/graphql' && request.headers.upgrade?.toLowerCase() === 'websocket') return;
-    if (!keys.valid(ApiKeys.of(request))) throw new BRG_ERR_UNAUTHORIZED();
+    if (isOpenPath(path, options)) return done();
+    if (path === '/graphql' && request.headers.upgrade?.toLowerCase() === 'websocket') return done();
+    done(new BRG_ERR_UNAUTHORIZED());
   });
 }

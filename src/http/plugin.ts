@@ -27,7 +27,11 @@ async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument }):
   });
 
   await app.register(swagger, { mode: 'static', specification: { document: doc as never } });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Swagger UI injects a <style> element: inline styles for /docs only, scripts stay 'self'
+    transformStaticCSP: (header: string) => header.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'"),
+  });
   await app.register(deviceRoutes, { doc });
   await app.register(operationRoutes, { doc });
 }

@@ -4,6 +4,8 @@ import websocket from '@fastify/websocket';
 import type { StreamsConfig } from '../config.js';
 import type { OpenApiDocument } from '../http/openapi.js';
 import { WsClose } from './close-codes.js';
+import type { Peer } from './keepalive.js';
+import { StreamSlots } from './slots.js';
 import { sseRoutes, type SseClient } from './sse.js';
 import type { WsClient } from './ws.js';
 
@@ -22,16 +24,21 @@ export interface StreamsPluginOptions {
 export interface LiveClients {
   ws: Set<WsClient>;
   sse: Set<SseClient>;
+  /** graphql-ws connections (graphql/plugin.ts). */
+  graphql: Set<Peer>;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     liveClients: LiveClients;
+    /** Open streams per client address, over /ws, /events and graphql-ws (SPEC §9). */
+    streamSlots: StreamSlots;
   }
 }
 
 async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
-  app.decorate('liveClients', { ws: new Set<WsClient>(), sse: new Set<SseClient>() });
+  app.decorate('liveClients', { ws: new Set<WsClient>(), sse: new Set<SseClient>(), graphql: new Set<Peer>() });
+  app.decorate('streamSlots', new StreamSlots(opts.config.maxPerAddress));
   await app.register(sseRoutes, opts);
 }
 

@@ -47,6 +47,7 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
       // a bad filter throws here, before anything is sent: a 400 in the shared error shape
       const filter = queryFilter(request.query as { deviceId?: string; state?: string });
       const lastEventId = parseLastEventId(request.headers['last-event-id']);
+      if (request.method !== 'HEAD') app.streamSlots.take(request, reply.raw);
 
       reply.hijack();
       const res = reply.raw;

@@ -260,6 +260,8 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
     // the filter is checked before the upgrade, so a bad one is a plain HTTP 400
     preHandler: async (request) => {
       queryFilter(request.query);
+      // an upgrade's socket is its own, and closes when the WebSocket or the refusal ends
+      if (request.headers.upgrade !== undefined) app.streamSlots.take(request, request.raw.socket);
     },
     handler: async () => {
       throw new BRG_ERR_UPGRADE_REQUIRED('/ws');

@@ -1,0 +1,163 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { route, type OpenApiDocument } from './openapi.js';
+
+// SPEC §5/§9: GET /metrics, Prometheus text. Counts are read from the parts that keep them
+// (ingest, devices, streams, webhooks) when Prometheus scrapes, so the message path pays nothing;
+// only the two histograms are observed as things happen. One registry per app: buildApp() twice
+// in a process gives two independent services (prom-client's default registry is a global).
+
+const PREFIX = 'wiihey_bridge_';
+
+export interface MetricsOptions {
+  doc: OpenApiDocument;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Registry;
+  }
+}
+
+async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promise<void> {
+  const registry = new Registry();
+  app.decorate('metrics', registry);
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  // Read at scrape time. The plugins they read are registered after this one; a scrape comes
+  // only once the app is ready.
+  new Gauge({
+    name: `${PREFIX}mqtt_connected`,
+    help: '1 while the MQTT connection is up and every topic is subscribed',
+    registers: [registry],
+    collect() {
+      const status = app.ingest.status();
+      this.set(status.connected && status.subscribed ? 1 : 0);
+    },
+  });
+  counter(registry, 'mqtt_reconnects_total', 'MQTT connections lost since start', [], () => [[{}, app.ingest.status().reconnects]]);
+  counter(registry, 'messages_received_total', 'MQTT messages received on the subscribed topics', [], () => [[{}, app.ingest.totals.received]]);
+  counter(registry, 'messages_total', 'MQTT messages by result (SPEC §4: accepted, duplicate, late; invalid: refused by normalization)', ['result'], () => {
+    const { accepted, duplicate, late } = app.devices.counts;
+    return [
+      [{ result: 'accepted' }, accepted],
+      [{ result: 'duplicate' }, duplicate],
+      [{ result: 'late' }, late],
+      [{ result: 'invalid' }, app.ingest.totals.invalid],
+    ];
+  });
+  counter(registry, 'messages_rejected_total', 'MQTT messages refused, by reason (GET /rejections)', ['reason'], () =>
+    Object.entries(app.ingest.rejections.counts()).map(([reason, n]) => [{ reason }, n]),
+  );
+  new Gauge({
+    name: `${PREFIX}devices`,
+    help: 'Devices by state',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const summary = await app.devices.store.summary();
+      this.reset();
+      for (const [state, n] of Object.entries(summary.byState)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}devices_silent`,
+    help: 'Devices that sent nothing for SILENCE_AFTER_SECONDS',
+    registers: [registry],
+    async collect() {
+      this.set((await app.devices.store.summary()).silent);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}stream_clients`,
+    help: 'Open live connections by kind: ws (/ws), sse (/events), graphql (graphql-ws)',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const { ws, sse, graphql } = app.liveClients;
+      this.set({ kind: 'ws' }, ws.size);
+      this.set({ kind: 'sse' }, sse.size);
+      this.set({ kind: 'graphql' }, graphql.size);
+    },
+  });
+  counter(registry, 'webhook_deliveries_total', 'Webhook deliveries by result (delivered; retried: an attempt failed and another is due; abandoned: the schedule ran out)', ['result'], () => {
+    if (app.webhooks === null) return [];
+    const { delivered, retried, abandoned } = app.webhooks.counts;
+    return [
+      [{ result: 'delivered' }, delivered],
+      [{ result: 'retried' }, retried],
+      [{ result: 'abandoned' }, abandoned],
+    ];
+  });
+  new Gauge({
+    name: `${PREFIX}webhook_deliveries_pending`,
+    help: 'Webhook deliveries waiting in the outbox',
+    registers: [registry],
+    async collect() {
+      this.set(app.webhooks === null ? 0 : await app.devices.store.pendingDeliveries());
+    },
+  });
+
+  // Observed as things happen
+  const latency = new Histogram({
+    name: `${PREFIX}event_latency_seconds`,
+    help: 'From MQTT receipt to the event handed to every /ws and SSE client (written to their sockets)',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  // after every listener of the one event stream: the streams have written the event
+  app.addHook('onReady', async () => {
+    app.devices.events.afterListeners((event) => {
+      if (event.kind === 'update') latency.observe((Date.now() - Date.parse(event.device.receivedAt)) / 1000);
+    });
+  });
+
+  const duration = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: 'HTTP requests by route, method and status (a live stream counts once it ends)',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  // a child per label set, found by one string: no label hashing per request
+  const children = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>();
+  app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
+    // the route's pattern (never the raw URL: ids would make a series per device); 404s are one
+    const routeUrl = request.routeOptions.url ?? 'unmatched';
+    const key = `${request.method} ${reply.statusCode} ${routeUrl}`;
+    let child = children.get(key);
+    if (child === undefined) {
+      child = duration.labels(request.method, routeUrl, String(reply.statusCode));
+      children.set(key, child);
+    }
+    child.observe(reply.elapsedTime / 1000);
+    done();
+  });
+
+  app.route({
+    ...route(opts.doc, 'getMetrics'),
+    handler: async (_request, reply) => {
+      reply.type(registry.contentType);
+      return registry.metrics();
+    },
+  });
+}
+
+type Samples = [Record<string, string>, number][];
+
+/** A counter whose value is kept elsewhere: set from it at scrape time. */
+function counter(registry: Registry, name: string, help: string, labelNames: string[], read: () => Samples): void {
+  new Counter({
+    name: `${PREFIX}${name}`,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) this.inc(labels, value);
+    },
+  });
+}
+
+export default fp(metricsPlugin, { name: 'metrics' });

@@ -1,0 +1,114 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { HttpConfig } from '../config.js';
+import { BRG_ERR_ORIGIN_FORBIDDEN, BRG_ERR_RATE_LIMITED } from '../errors.js';
+import { ApiKeys, identifyApiKeys, requireApiKeys } from './auth.js';
+
+// SPEC §9: the safety of every HTTP surface, in the order a request meets it: secure headers,
+// CORS, which key it carries, the rate limit (per key, or per address without one), the origin of
+// a WebSocket upgrade, and the key check. Registered first: every route below is behind it.
+
+/**
+ * No inline script or style, no framing, no other origin: the dashboard, GraphiQL and /docs load
+ * everything from this service (SPEC §5: no CDN). WebSockets to the same origin are 'self'.
+ */
+export const CONTENT_SECURITY_POLICY = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:'],
+  fontSrc: ["'self'", 'data:'],
+  connectSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  frameAncestors: ["'none'"],
+  baseUri: ["'self'"],
+  formAction: ["'self'"],
+};
+
+/** Never rate-limited: orchestrators poll them, and they answer from memory. */
+const UNLIMITED = new Set(['/healthz', '/readyz']);
+
+export interface SecurityOptions {
+  config: HttpConfig;
+  apiKeys: ApiKeys;
+  metricsPublic: boolean;
+}
+
+export async function security(app: FastifyInstance, opts: SecurityOptions): Promise<void> {
+  const { config, apiKeys } = opts;
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY },
+    // upgrade-insecure-requests and HSTS are for a TLS terminator in front: this service speaks HTTP
+    strictTransportSecurity: false,
+  });
+  if (config.corsOrigins.length > 0) {
+    const any = config.corsOrigins.includes('*');
+    await app.register(cors, {
+      origin: any ? '*' : config.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST'],
+      allowedHeaders: ['authorization', 'x-api-key', 'content-type', 'last-event-id'],
+      exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
+      maxAge: 600,
+    });
+  }
+  identifyApiKeys(app, apiKeys);
+  if (config.rateLimitPerMinute > 0) await limitRate(app, config.rateLimitPerMinute);
+  refuseForeignUpgrades(app, config.corsOrigins);
+  requireApiKeys(app, apiKeys, { metricsPublic: opts.metricsPublic });
+}
+
+/** SPEC §9: per key, or per address for requests without a valid key (a wrong key is no way around it). */
+async function limitRate(app: FastifyInstance, max: number): Promise<void> {
+  await app.register(rateLimit, {
+    global: false, // one root hook below, not one per route: it also counts 401s and 404s
+    max,
+    timeWindow: 60_000,
+    keyGenerator: (request) => (request.apiKey >= 0 ? `key:${request.apiKey}` : `address:${request.ip}`),
+    errorResponseBuilder: (_request, context) => new BRG_ERR_RATE_LIMITED(context.max, context.after),
+  });
+  const limit = app.rateLimit();
+  // one line per client and minute, not one per refused request: a flood must not flood the log
+  let logged = new Set<string>();
+  setInterval(() => (logged = new Set()), 60_000).unref();
+  app.addHook('onRequest', async function (request, reply) {
+    if (UNLIMITED.has(request.url.split('?', 1)[0]!)) return;
+    try {
+      await limit.call(this, request, reply);
+    } catch (err) {
+      const who = request.apiKey >= 0 ? `API key #${request.apiKey + 1}` : request.ip;
+      if (!logged.has(who)) {
+        logged.add(who);
+        request.log.warn({ client: who, limitPerMinute: max }, 'rate limit exceeded: refusing requests with 429');
+      }
+      throw err;
+    }
+  });
+}
+
+/**
+ * SPEC §9: a browser may open a WebSocket to any site, and sends its page's Origin: only this
+ * service's own origin and CORS_ORIGINS may. A client without an Origin (no browser) is not one
+ * a malicious page can use.
+ */
+function refuseForeignUpgrades(app: FastifyInstance, allowed: string[]): void {
+  const any = allowed.includes('*');
+  const origins = new Set(allowed);
+  app.addHook('onRequest', (request, _reply, done) => {
+    const origin = request.headers.origin;
+    if (request.headers.upgrade === undefined || origin === undefined || any || origins.has(origin) || sameOrigin(request, origin)) {
+      return done();
+    }
+    done(new BRG_ERR_ORIGIN_FORBIDDEN(origin.slice(0, 200)));
+  });
+}
+
+function sameOrigin(request: FastifyRequest, origin: string): boolean {
+  try {
+    return new URL(origin).host === request.host;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,99 @@
+import t from 'tap';
+import { request as httpRequest } from 'node:http';
+import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
+import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
+import { WsProbe } from '../helpers/ws.js';
+
+// SPEC §5/§9: GET /metrics in Prometheus text, from a bridge fed by a real Mosquitto.
+
+/** `name{labels} value` lines, by series (name plus its labels as written). */
+function parse(text: string): Map<string, number> {
+  const series = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    series.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return series;
+}
+
+t.test('metrics of a bridge at work: MQTT, messages by result and reason, devices, clients, latency, HTTP', async (t) => {
+  const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY } });
+  if (!broker) return;
+  const { app } = await startBridge(t, broker);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  const base = `127.0.0.1:${port}`;
+  const mqtt = await publisher(t, broker);
+
+  const ws = await WsProbe.open(t, `ws://${base}/ws?snapshot=false`);
+  const sse = await new Promise<() => void>((resolve, reject) => {
+    const req = httpRequest(`http://${base}/events`, () => resolve(() => req.destroy()));
+    req.on('error', reject);
+    req.end();
+  });
+  t.teardown(sse);
+
+  const opened = nextEvent(app, (e) => e.device.deviceId === 'm-1' && e.device.state === 'open', 'm-1 open');
+  await mqtt.publishAsync(TOPIC, message('m-1', 'open', 1_700_000_000), { qos: 1 });
+  await opened;
+  const closed = nextEvent(app, (e) => e.device.deviceId === 'm-2', 'm-2');
+  await mqtt.publishAsync(TOPIC, message('m-1', 'open', 1_700_000_000), { qos: 1 }); // a duplicate
+  await mqtt.publishAsync(TOPIC, '{"DeviceID":', { qos: 1 }); // not JSON
+  await mqtt.publishAsync(TOPIC, message('m-2', 'close', 1_700_000_100), { qos: 1 });
+  await closed;
+  await ws.next((f) => f.type === 'update' && (f.device as { deviceId: string }).deviceId === 'm-2', 'the /ws update of m-2');
+  t.equal((await app.inject('/devices/m-1')).statusCode, 200);
+  t.equal((await app.inject('/devices/nobody')).statusCode, 404);
+
+  const res = await app.inject('/metrics');
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  const m = parse(res.body);
+  t.equal(m.get('wiihey_bridge_mqtt_connected'), 1);
+  t.equal(m.get('wiihey_bridge_mqtt_reconnects_total'), 0);
+  t.equal(m.get('wiihey_bridge_messages_received_total'), 4);
+  t.equal(m.get('wiihey_bridge_messages_total{result="accepted"}'), 2);
+  t.equal(m.get('wiihey_bridge_messages_total{result="duplicate"}'), 1);
+  t.equal(m.get('wiihey_bridge_messages_total{result="late"}'), 0);
+  t.equal(m.get('wiihey_bridge_messages_total{result="invalid"}'), 1);
+  t.equal(m.get('wiihey_bridge_messages_rejected_total{reason="not_json"}'), 1);
+  t.equal(m.get('wiihey_bridge_devices{state="open"}'), 1);
+  t.equal(m.get('wiihey_bridge_devices{state="close"}'), 1);
+  t.equal(m.get('wiihey_bridge_devices_silent'), 0);
+  t.equal(m.get('wiihey_bridge_stream_clients{kind="ws"}'), 1);
+  t.equal(m.get('wiihey_bridge_stream_clients{kind="sse"}'), 1);
+  t.equal(m.get('wiihey_bridge_stream_clients{kind="graphql"}'), 0);
+  t.equal(m.get('wiihey_bridge_event_latency_seconds_count'), 2, 'one latency per event');
+  t.ok(m.get('wiihey_bridge_event_latency_seconds_sum')! >= 0);
+  t.equal(m.get('wiihey_bridge_event_latency_seconds_bucket{le="+Inf"}'), 2);
+  // routes by their pattern, never by the device id in the URL
+  t.equal(m.get('wiihey_bridge_http_request_duration_seconds_count{method="GET",route="/devices/:deviceId",status_code="200"}'), 1);
+  t.equal(m.get('wiihey_bridge_http_request_duration_seconds_count{method="GET",route="/devices/:deviceId",status_code="404"}'), 1);
+  t.notOk([...m.keys()].some((k) => k.includes('m-1') || k.includes('nobody')), 'no series per device');
+  t.ok(m.has('wiihey_bridge_process_resident_memory_bytes'), 'process metrics too');
+  t.ok(m.has('wiihey_bridge_nodejs_eventloop_lag_p99_seconds'));
+  t.equal(m.get('wiihey_bridge_webhook_deliveries_pending'), 0);
+});
+
+t.test('/metrics needs a key with API_KEYS, unless METRICS_PUBLIC=true', async (t) => {
+  const key = 'k-0123456789abcdef-metrics';
+  const closed = await buildTestApp(t, testConfig({ API_KEYS: key }), { connectMqtt: false });
+  t.equal((await closed.inject('/metrics')).statusCode, 401);
+  t.equal((await closed.inject({ url: '/metrics', headers: { authorization: `Bearer ${key}` } })).statusCode, 200);
+  const open = await buildTestApp(t, testConfig({ API_KEYS: key, METRICS_PUBLIC: 'true' }), { connectMqtt: false });
+  t.equal((await open.inject('/metrics')).statusCode, 200);
+  t.equal((await open.inject('/devices')).statusCode, 401, 'only /metrics is public');
+});
+
+t.test('two apps in one process keep their own metrics', async (t) => {
+  const a = await buildTestApp(t, testConfig(), { connectMqtt: false });
+  const b = await buildTestApp(t, testConfig(), { connectMqtt: false });
+  await a.ready();
+  await b.ready();
+  for (let i = 0; i < 3; i++) await a.inject('/stats');
+  const series = 'wiihey_bridge_http_request_duration_seconds_count{method="GET",route="/stats",status_code="200"}';
+  t.equal(parse((await a.inject('/metrics')).body).get(series), 3);
+  t.equal(parse((await b.inject('/metrics')).body).get(series), undefined);
+});
