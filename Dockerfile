@@ -22,7 +22,7 @@ ENV NODE_ENV=production \
     PORT=3000
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json package-lock.json openapi.yaml ./
+COPY package.json package-lock.json openapi.yaml asyncapi.yaml ./
 COPY schema ./schema
 COPY src ./src
 # The code stays root-owned and read-only for the service; ./data (DATA_DIR's
@@ -33,8 +33,10 @@ EXPOSE 3000
 # HOST=0.0.0.0 so that the port can be published; without API_KEYS the service
 # then refuses to start unless ALLOW_ANONYMOUS=true (SPEC §9): publish the port on
 # the host's loopback only (-p 127.0.0.1:3000:3000).
+# Healthy = ready (SPEC §5 /readyz): subscribed to the broker and the store writable. While the
+# broker is unreachable the container is unhealthy, and an orchestrator sends it no traffic.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # node itself, not npm, is the container's process, so SIGTERM (docker stop)
 # reaches close-with-grace and the service shuts down cleanly.
 CMD ["node", "--import", "tsx", "src/main.ts"]

@@ -16,8 +16,8 @@ export interface BridgeProcess {
  * The bridge as a user runs it, in a process of its own (node --import tsx src/main.ts, as
  * `npm start` does, without npm in between so that signals reach it). Resolves once it listens.
  */
-export async function spawnBridge(t: Test, env: Record<string, string>, cwd?: string): Promise<BridgeProcess> {
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), MAIN], {
+export async function spawnBridge(t: Test, env: Record<string, string>, cwd?: string, main = MAIN): Promise<BridgeProcess> {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), main], {
     env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'info', ...env },
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
