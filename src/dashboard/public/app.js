@@ -1,0 +1,319 @@
+// The dashboard page: holds every device by id, renders the filtered and sorted view one page at a
+// time (10,000 devices never mean 10,000 rows in the DOM), and wires the controls, the live link
+// and the detail dialog together.
+
+import { byId, fill, h } from './dom.js';
+import { Detail } from './detail.js';
+import { AuthError, Live } from './live.js';
+import { compareIds, filterDevices, isNewer, pageOf, sortDevices, summarize } from './model.js';
+import { FleetRows } from './table.js';
+
+/** At most one re-sort of the fleet per this many ms while updates stream in. */
+const RENDER_EVERY_MS = 250;
+
+/** @type {Map<string, any>} */
+let devices = new Map();
+let hadSnapshot = false;
+const ui = {
+  filter: { state: '', silent: '', lowBattery: false, search: '' },
+  sort: { key: 'deviceId', dir: 'asc' },
+  page: 1,
+  pageSize: 100,
+};
+/** The filtered, sorted devices; null when it must be computed again. */
+let view = null;
+let knownStates = '';
+
+const rows = new FleetRows(/** @type {HTMLTableSectionElement} */ (byId('rows')));
+const live = new Live({
+  snapshot(list) {
+    const before = devices;
+    devices = new Map();
+    for (const d of list) devices.set(d.deviceId, d);
+    // after a reconnect, what changed while the page was away flashes like a live update
+    if (hadSnapshot) {
+      const now = Date.now();
+      for (const d of list) {
+        const old = before.get(d.deviceId);
+        if (old !== undefined && (old.timestamp !== d.timestamp || old.silent !== d.silent || old.state !== d.state)) rows.flash(d.deviceId, now);
+      }
+    }
+    hadSnapshot = true;
+    changed(true);
+  },
+  page(list) {
+    for (const d of list) if (isNewer(d, devices.get(d.deviceId))) devices.set(d.deviceId, d);
+    changed(false);
+  },
+  device(device) {
+    if (!isNewer(device, devices.get(device.deviceId))) return;
+    devices.set(device.deviceId, device);
+    rows.flash(device.deviceId, Date.now());
+    detail.update(device);
+    changed(false);
+  },
+  status: showStatus,
+  needKey: askForKey,
+});
+const detail = new Detail(
+  (path) => live.api(path),
+  (err) => {
+    if (err instanceof AuthError) {
+      detail.dialog.close();
+      askForKey('refused');
+    }
+  },
+);
+
+// ---- rendering -------------------------------------------------------------------------------
+
+let renderTimer = 0;
+let renderFrame = 0;
+let lastRender = 0;
+
+/** Something changed: render soon (now for the user's own actions, throttled for the stream). */
+function changed(urgent) {
+  view = null;
+  if (urgent) {
+    clearTimeout(renderTimer);
+    renderTimer = 0;
+    cancelAnimationFrame(renderFrame);
+    renderFrame = requestAnimationFrame(render);
+    return;
+  }
+  if (renderTimer !== 0 || renderFrame !== 0) return;
+  renderTimer = setTimeout(() => {
+    renderTimer = 0;
+    renderFrame = requestAnimationFrame(render);
+  }, Math.max(0, lastRender + RENDER_EVERY_MS - performance.now()));
+}
+
+function render() {
+  renderFrame = 0;
+  lastRender = performance.now();
+  const all = [...devices.values()];
+  if (view === null) {
+    view = sortDevices(filterDevices(all, ui.filter), ui.sort.key, ui.sort.dir);
+    renderSummary(summarize(all));
+  }
+  const page = pageOf(view, ui.page, ui.pageSize);
+  ui.page = page.page;
+  rows.render(page.rows, Date.now());
+  const empty = byId('empty');
+  empty.hidden = page.total > 0 || !hadSnapshot;
+  if (!empty.hidden) fill(empty, devices.size === 0 ? 'No device has reported yet.' : 'No device matches these filters.');
+  fill(byId('range'), page.total === 0 ? 'No devices' : `${page.from.toLocaleString()}–${page.to.toLocaleString()} of ${page.total.toLocaleString()}`);
+  fill(byId('page-of'), `Page ${page.page} of ${page.pages}`);
+  setDisabled('first', page.page <= 1);
+  setDisabled('prev', page.page <= 1);
+  setDisabled('next', page.page >= page.pages);
+  setDisabled('last', page.page >= page.pages);
+  const shown = page.total === devices.size ? `${devices.size.toLocaleString()} devices` : `${page.total.toLocaleString()} of ${devices.size.toLocaleString()} devices`;
+  fill(byId('caption-count'), shown);
+}
+
+function setDisabled(id, disabled) {
+  /** @type {HTMLButtonElement} */ (byId(id)).disabled = disabled;
+}
+
+/** The count buttons on top, updated in place while their set stays the same (a focused one keeps its focus). */
+let chipKeys = '';
+function renderSummary(summary) {
+  const f = ui.filter;
+  const chips = [
+    { label: 'devices', count: summary.total, pressed: !f.state && !f.silent && !f.lowBattery && !f.search, cls: '' },
+    ...summary.states.map(([state, count]) => ({ label: state, count, pressed: f.state === state, cls: 'chip-state', state })),
+    { label: 'silent', count: summary.silent, pressed: f.silent === 'yes', cls: 'chip-silent' },
+    { label: 'low battery', count: summary.lowBattery, pressed: f.lowBattery, cls: 'chip-low' },
+  ];
+  const list = byId('counts');
+  const keys = JSON.stringify(chips.map((c) => [c.label, c.state ?? null]));
+  if (keys === chipKeys) {
+    chips.forEach((c, i) => {
+      const button = list.children[i].firstChild;
+      button.setAttribute('aria-pressed', String(c.pressed));
+      button.firstChild.textContent = c.count.toLocaleString();
+    });
+  } else {
+    chipKeys = keys;
+    const active = list.contains(document.activeElement) ? /** @type {HTMLElement} */ (document.activeElement) : null;
+    const focused = active === null ? -1 : chips.findIndex((c) => c.label === active.dataset.count && c.state === active.dataset.state);
+    fill(
+      list,
+      chips.map((c) => {
+        const button = h('button', { type: 'button', class: `chip ${c.cls}`, 'aria-pressed': String(c.pressed), 'data-count': c.label }, h('span', { class: 'count' }, c.count.toLocaleString()), ' ', h('span', { class: 'label' }, c.label));
+        if (c.state !== undefined) button.dataset.state = c.state;
+        return h('li', null, button);
+      }),
+    );
+    if (focused !== -1) list.children[focused].firstChild.focus();
+  }
+  // the state filter offers every state there is, and keeps the chosen one while it has no device
+  const states = summary.states.map(([s]) => s).sort(compareIds);
+  if (f.state && !states.includes(f.state)) states.push(f.state);
+  const key = JSON.stringify(states);
+  if (key !== knownStates) {
+    knownStates = key;
+    const select = /** @type {HTMLSelectElement} */ (byId('f-state'));
+    fill(select, h('option', { value: '' }, 'All states'), states.map((s) => h('option', { value: s }, s)));
+    select.value = f.state;
+  }
+}
+
+// ---- status, banner, key form --------------------------------------------------------------------
+
+function showStatus(status) {
+  const banner = byId('banner');
+  const text = byId('status');
+  document.body.dataset.live = status.state;
+  switch (status.state) {
+    case 'live':
+      banner.hidden = true;
+      fill(text, 'Live');
+      break;
+    case 'loading':
+      banner.hidden = true;
+      fill(text, `Loading all ${status.total.toLocaleString()} devices…`);
+      break;
+    case 'connecting':
+      fill(text, 'Connecting…');
+      break;
+    case 'lost':
+      fill(byId('banner-text'), `Live connection lost. Reconnecting in ${Math.ceil(status.retryInMs / 1000)} s (attempt ${status.attempt})…`);
+      banner.hidden = false;
+      fill(text, 'Offline');
+      break;
+  }
+}
+
+function askForKey(problem) {
+  const auth = byId('auth');
+  const error = byId('key-error');
+  fill(error, problem === 'refused' ? 'That API key was refused (401 Unauthorized). Check it and enter it again.' : '');
+  error.hidden = problem !== 'refused';
+  auth.hidden = false;
+  byId('main').hidden = true;
+  byId('banner').hidden = true;
+  fill(byId('status'), 'API key needed');
+  const input = /** @type {HTMLInputElement} */ (byId('key'));
+  input.value = '';
+  input.focus();
+}
+
+byId('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const key = /** @type {HTMLInputElement} */ (byId('key')).value.trim();
+  if (!key) return;
+  byId('auth').hidden = true;
+  byId('main').hidden = false;
+  live.useKey(key);
+});
+
+byId('retry').addEventListener('click', () => void live.connect());
+
+// ---- controls ------------------------------------------------------------------------------------
+
+function setFilter(patch) {
+  Object.assign(ui.filter, patch);
+  /** @type {HTMLSelectElement} */ (byId('f-state')).value = ui.filter.state;
+  /** @type {HTMLSelectElement} */ (byId('f-silent')).value = ui.filter.silent;
+  /** @type {HTMLInputElement} */ (byId('f-low')).checked = ui.filter.lowBattery;
+  /** @type {HTMLInputElement} */ (byId('f-search')).value = ui.filter.search;
+  ui.page = 1;
+  changed(true);
+}
+
+byId('filters').addEventListener('submit', (event) => event.preventDefault());
+byId('f-state').addEventListener('change', (e) => setFilter({ state: e.target.value }));
+byId('f-silent').addEventListener('change', (e) => setFilter({ silent: e.target.value }));
+byId('f-low').addEventListener('change', (e) => setFilter({ lowBattery: e.target.checked }));
+byId('f-search').addEventListener('input', (e) => setFilter({ search: e.target.value }));
+byId('f-size').addEventListener('change', (e) => {
+  ui.pageSize = Number(e.target.value);
+  ui.page = 1;
+  changed(true);
+});
+byId('reset').addEventListener('click', () => setFilter({ state: '', silent: '', lowBattery: false, search: '' }));
+
+byId('counts').addEventListener('click', (event) => {
+  const button = event.target.closest('button');
+  if (!button) return;
+  const label = button.dataset.count;
+  if (button.dataset.state !== undefined) setFilter({ state: ui.filter.state === button.dataset.state ? '' : button.dataset.state });
+  else if (label === 'silent') setFilter({ silent: ui.filter.silent === 'yes' ? '' : 'yes' });
+  else if (label === 'low battery') setFilter({ lowBattery: !ui.filter.lowBattery });
+  else setFilter({ state: '', silent: '', lowBattery: false, search: '' });
+});
+
+for (const th of document.querySelectorAll('th[data-sort]')) {
+  th.querySelector('button').addEventListener('click', () => {
+    const key = th.dataset.sort;
+    ui.sort = { key, dir: ui.sort.key === key && ui.sort.dir === 'asc' ? 'desc' : 'asc' };
+    for (const other of document.querySelectorAll('th[data-sort]')) {
+      if (other === th) other.setAttribute('aria-sort', ui.sort.dir === 'asc' ? 'ascending' : 'descending');
+      else other.removeAttribute('aria-sort');
+    }
+    ui.page = 1;
+    changed(true);
+  });
+}
+
+const pages = { first: () => 1, prev: () => ui.page - 1, next: () => ui.page + 1, last: () => Infinity };
+for (const [id, to] of Object.entries(pages)) {
+  byId(id).addEventListener('click', () => {
+    ui.page = to();
+    changed(true);
+  });
+}
+
+// rows: a click or Enter opens the detail; arrows move between rows (one Tab stop for the table)
+const tbody = byId('rows');
+function openRow(tr) {
+  const device = devices.get(tr.dataset.id);
+  if (device === undefined) return;
+  rows.focusId = tr.dataset.id;
+  detail.show(device);
+}
+tbody.addEventListener('click', (event) => {
+  const tr = event.target.closest('tr.device');
+  if (tr) openRow(tr);
+});
+tbody.addEventListener('keydown', (event) => {
+  const tr = event.target.closest('tr.device');
+  if (!tr) return;
+  const list = rows.ordered();
+  const i = list.indexOf(tr);
+  const moves = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: list.length - 1, PageDown: i + 10, PageUp: i - 10 };
+  if (event.key === 'Enter' || event.key === ' ') {
+    event.preventDefault();
+    openRow(tr);
+  } else if (event.key in moves) {
+    event.preventDefault();
+    const target = list[Math.min(list.length - 1, Math.max(0, moves[event.key]))];
+    if (target === undefined) return;
+    tr.tabIndex = -1;
+    target.tabIndex = 0;
+    rows.focusId = target.dataset.id;
+    target.focus();
+  }
+});
+tbody.addEventListener('focusin', (event) => {
+  const tr = event.target.closest('tr.device');
+  if (tr) rows.focusId = tr.dataset.id;
+});
+detail.dialog.addEventListener('close', () => {
+  const tr = rows.rows.get(rows.focusId);
+  if (tr) tr.focus();
+});
+
+// relative times ("5 min ago") move with the clock
+setInterval(() => {
+  if (renderFrame === 0) renderFrame = requestAnimationFrame(render);
+}, 15_000);
+
+// the browser knows when its network comes back: no need to wait for the backoff then
+window.addEventListener('online', () => {
+  if (live.socket === null) void live.connect();
+});
+
+void live.connect();

@@ -1,0 +1,208 @@
+// The dashboard's pure logic: no DOM, no network, no clock of its own (time is an argument), so
+// that node's tap imports this very file (test/dashboard/model.test.ts). Types: model.d.ts.
+
+/** Below this battery percentage a device counts as "low battery". */
+export const LOW_BATTERY_PERCENT = 20;
+
+/** States with a colour of their own (SPEC §2: the manhole cover sensor, and the platform's offline). */
+const KNOWN_STATES = new Set(['open', 'close', 'offline']);
+
+/** A CSS-safe class for a state: never the device's own string. */
+export function stateClass(state) {
+  return KNOWN_STATES.has(state) ? `state-${state}` : 'state-other';
+}
+
+/** BatteryLevel (0 to 10000, SPEC §2) as a whole percentage, or null. */
+export function batteryPercent(level) {
+  if (typeof level !== 'number' || !Number.isFinite(level)) return null;
+  return Math.round(Math.min(10000, Math.max(0, level)) / 100);
+}
+
+export function isLowBattery(device) {
+  const pct = batteryPercent(device.batteryLevel);
+  return pct !== null && pct < LOW_BATTERY_PERCENT;
+}
+
+/**
+ * CSQ (modem convention: 0 to 31, 99 = unknown; the vendor's own example says 32) as 0 to 4 bars,
+ * with the usual reading of 3GPP TS 27.007: dBm = 2 × CSQ − 113.
+ */
+export function signal(csq) {
+  if (typeof csq !== 'number' || csq === 99 || csq < 0 || csq > 32) return { bars: null, dbm: null, label: 'unknown' };
+  const dbm = 2 * Math.min(csq, 31) - 113;
+  let bars;
+  let quality;
+  if (csq < 2) [bars, quality] = [0, 'none'];
+  else if (csq < 10) [bars, quality] = [1, 'marginal'];
+  else if (csq < 15) [bars, quality] = [2, 'ok'];
+  else if (csq < 20) [bars, quality] = [3, 'good'];
+  else [bars, quality] = [4, 'excellent'];
+  return { bars, dbm, label: `${quality}, CSQ ${csq} (${dbm} dBm)` };
+}
+
+/** "3 d 4 h", "12 min", "40 s": a duration in seconds, the two largest units. */
+export function formatDuration(seconds) {
+  let s = Math.max(0, Math.round(seconds));
+  const units = [
+    ['d', 86400],
+    ['h', 3600],
+    ['min', 60],
+    ['s', 1],
+  ];
+  const parts = [];
+  for (const [name, size] of units) {
+    if (s >= size || (parts.length === 0 && size === 1)) {
+      parts.push(`${Math.floor(s / size)} ${name}`);
+      s %= size;
+    }
+    if (parts.length === 2) break;
+    if (parts.length === 1 && s === 0) break;
+  }
+  return parts.join(' ');
+}
+
+/** "just now", "5 min ago", "3 d ago", "in 2 min" (a clock ahead of ours): `then` and `now` in ms. */
+export function relativeTime(then, now) {
+  const seconds = Math.round((now - then) / 1000);
+  if (Math.abs(seconds) < 10) return 'just now';
+  const abs = Math.abs(seconds);
+  let text;
+  if (abs < 60) text = `${abs} s`;
+  else if (abs < 3600) text = `${Math.floor(abs / 60)} min`;
+  else if (abs < 86400) text = `${Math.floor(abs / 3600)} h`;
+  else text = `${Math.floor(abs / 86400)} d`;
+  return seconds > 0 ? `${text} ago` : `in ${text}`;
+}
+
+// states and other words sort as people read them
+const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+
+/** Device ids in the order of GET /devices (code units): hex ids like 07af0527 stay in place. */
+export const compareIds = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The sortable columns and the value each sorts by (null sorts last, whatever the direction). */
+export const SORT_KEYS = {
+  deviceId: null,
+  state: (d) => d.state,
+  battery: (d) => d.batteryLevel,
+  signal: (d) => signal(d.csq).dbm,
+  lastSeen: (d) => d.timestamp,
+  lastChanged: (d) => Date.parse(d.lastChangedAt),
+};
+
+/** A new array of `devices`, sorted by `key` ('asc' or 'desc'), ties by deviceId ascending. */
+export function sortDevices(devices, key, dir) {
+  const value = SORT_KEYS[key];
+  const sign = dir === 'desc' ? -1 : 1;
+  const out = devices.slice();
+  if (!value) return out.sort((a, b) => sign * compareIds(a.deviceId, b.deviceId));
+  // the values once per device, not once per comparison: 10,000 devices sort in a few ms
+  const keyed = out.map((d) => ({ d, v: value(d) }));
+  keyed.sort((a, b) => {
+    if (a.v !== b.v) {
+      if (a.v === null || a.v === undefined || Number.isNaN(a.v)) return 1;
+      if (b.v === null || b.v === undefined || Number.isNaN(b.v)) return -1;
+      const c = typeof a.v === 'string' ? collator.compare(a.v, b.v) : a.v - b.v;
+      if (c !== 0) return sign * c;
+    }
+    return compareIds(a.d.deviceId, b.d.deviceId);
+  });
+  return keyed.map((k) => k.d);
+}
+
+/**
+ * The filter of the table: state ('' for any), silent ('' any, 'yes', 'no'), lowBattery (boolean),
+ * search (a part of the deviceId, any case).
+ */
+export const NO_FILTER = Object.freeze({ state: '', silent: '', lowBattery: false, search: '' });
+
+export function matches(device, filter) {
+  if (filter.state && device.state !== filter.state) return false;
+  if (filter.silent === 'yes' && !device.silent) return false;
+  if (filter.silent === 'no' && device.silent) return false;
+  if (filter.lowBattery && !isLowBattery(device)) return false;
+  const search = filter.search.trim().toLowerCase();
+  if (search && !device.deviceId.toLowerCase().includes(search)) return false;
+  return true;
+}
+
+export function filterDevices(devices, filter) {
+  return devices.filter((d) => matches(d, filter));
+}
+
+/** Counts for the summary on top: all devices, by state (most first), silent, low battery. */
+export function summarize(devices) {
+  const byState = new Map();
+  let silent = 0;
+  let lowBattery = 0;
+  for (const d of devices) {
+    byState.set(d.state, (byState.get(d.state) ?? 0) + 1);
+    if (d.silent) silent++;
+    if (isLowBattery(d)) lowBattery++;
+  }
+  const states = [...byState.entries()].sort((a, b) => b[1] - a[1] || compareIds(a[0], b[0]));
+  return { total: devices.length, states, silent, lowBattery };
+}
+
+/** One page of `list`: page numbers from 1, clamped to the pages there are. */
+export function pageOf(list, page, size) {
+  const pages = Math.max(1, Math.ceil(list.length / size));
+  const p = Math.min(Math.max(1, page), pages);
+  const start = (p - 1) * size;
+  const rows = list.slice(start, start + size);
+  return { rows, page: p, pages, from: rows.length ? start + 1 : 0, to: start + rows.length, total: list.length };
+}
+
+/**
+ * Whether `candidate` is at least as new as `known` (two copies of one device): the newer message
+ * wins (SPEC §4), then the later arrival; a silent flag on the same message counts as newer.
+ */
+export function isNewer(candidate, known) {
+  if (known === undefined) return true;
+  if (candidate.timestamp !== known.timestamp) return candidate.timestamp > known.timestamp;
+  if (candidate.receivedAt !== known.receivedAt) return candidate.receivedAt > known.receivedAt;
+  return candidate.silent || !known.silent;
+}
+
+/**
+ * A device's history (newest first, as GET /devices/{id}/history gives it) as periods of one state,
+ * oldest first: from the first message in that state to the first message in the next one; the
+ * last period runs until `until` (Unix seconds). Late messages take their place by timestamp.
+ */
+export function historyPeriods(items, until) {
+  const sorted = items.slice().sort((a, b) => a.timestamp - b.timestamp);
+  const periods = [];
+  for (const item of sorted) {
+    const last = periods[periods.length - 1];
+    if (last !== undefined && last.state === item.state) {
+      last.messages++;
+      continue;
+    }
+    if (last !== undefined) last.to = item.timestamp;
+    periods.push({ state: item.state, from: item.timestamp, to: null, messages: 1 });
+  }
+  const last = periods[periods.length - 1];
+  if (last !== undefined) last.to = Math.max(last.from, until);
+  return periods;
+}
+
+/** The battery readings of a history, oldest first: [{ t: Unix seconds, pct }]. */
+export function batterySeries(items) {
+  return items
+    .filter((i) => typeof i.batteryLevel === 'number')
+    .map((i) => ({ t: i.timestamp, pct: batteryPercent(i.batteryLevel) }))
+    .sort((a, b) => a.t - b.t);
+}
+
+/** Reconnect delay in ms for attempt 0, 1, 2…: doubling from 500 ms to 15 s, with jitter (random in [0, 1)). */
+export function backoff(attempt, random) {
+  const base = Math.min(15_000, 500 * 2 ** Math.min(attempt, 10));
+  return Math.round(base * (0.75 + 0.5 * random));
+}
+
+/** The /ws URL of the page at `location` ({ protocol, host }), with the key as ?apiKey= (SPEC §9). */
+export function liveUrl(location, apiKey) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const query = apiKey ? `?apiKey=${encodeURIComponent(apiKey)}` : '';
+  return `${scheme}//${location.host}/ws${query}`;
+}

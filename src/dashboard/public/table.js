@@ -1,0 +1,122 @@
+// The fleet table's rows: one <tr> per device of the current page, kept by deviceId and updated in
+// place, so that a row flashes when its device changes and keeps focus across live updates.
+
+import { h, s, exactTime } from './dom.js';
+import { batteryPercent, isLowBattery, LOW_BATTERY_PERCENT, relativeTime, signal, stateClass } from './model.js';
+
+const FLASH_MS = 1600;
+
+export class FleetRows {
+  /** @param {HTMLTableSectionElement} tbody */
+  constructor(tbody) {
+    this.tbody = tbody;
+    /** @type {Map<string, HTMLTableRowElement>} */
+    this.rows = new Map();
+    /** deviceId → the time (ms) its flash was asked for */
+    this.flashes = new Map();
+    /** The row that Tab reaches (roving tabindex: one stop for the whole table). */
+    this.focusId = null;
+  }
+
+  /** Marks a device changed: its row flashes now, or when it next appears within the flash time. */
+  flash(deviceId, now) {
+    this.flashes.set(deviceId, now);
+  }
+
+  /** Shows `devices` (one page) in order. */
+  render(devices, now) {
+    for (const [id, at] of this.flashes) if (now - at > FLASH_MS) this.flashes.delete(id);
+    const keep = new Set();
+    let i = 0;
+    for (const device of devices) {
+      keep.add(device.deviceId);
+      let tr = this.rows.get(device.deviceId);
+      if (tr === undefined) {
+        tr = this.#row(device.deviceId);
+        this.rows.set(device.deviceId, tr);
+      }
+      this.#update(tr, device, now);
+      if (this.tbody.children[i] !== tr) this.tbody.insertBefore(tr, this.tbody.children[i] ?? null);
+      i++;
+    }
+    for (const [id, tr] of this.rows) {
+      if (keep.has(id)) continue;
+      tr.remove();
+      this.rows.delete(id);
+    }
+    if (this.focusId === null || !keep.has(this.focusId)) this.focusId = devices[0]?.deviceId ?? null;
+    for (const [id, tr] of this.rows) tr.tabIndex = id === this.focusId ? 0 : -1;
+  }
+
+  /** The rows in order, for keyboard moves. */
+  ordered() {
+    return /** @type {HTMLTableRowElement[]} */ ([...this.tbody.children]);
+  }
+
+  #row(deviceId) {
+    const tr = h('tr', { class: 'device' });
+    tr.dataset.id = deviceId;
+    tr.cells_ = {
+      id: h('th', { scope: 'row' }, deviceId),
+      state: h('td', { class: 'col-state' }),
+      battery: h('td', { class: 'col-battery' }),
+      signal: h('td', { class: 'col-signal' }),
+      seen: h('td', { class: 'col-seen' }),
+      changed: h('td', { class: 'col-changed' }),
+    };
+    tr.append(...Object.values(tr.cells_));
+    return tr;
+  }
+
+  #update(tr, d, now) {
+    const c = tr.cells_;
+    if (tr.device_ !== d) {
+      tr.device_ = d;
+      tr.classList.toggle('silent', d.silent);
+      tr.classList.toggle('low', isLowBattery(d));
+      c.state.replaceChildren(h('span', { class: `badge ${stateClass(d.state)}` }, d.state));
+      c.battery.replaceChildren(...battery(d.batteryLevel));
+      c.signal.replaceChildren(bars(d.csq));
+    }
+    // relative times move with the clock: redrawn on every render
+    const seen = timeCell(d.lastSeenAt, now);
+    c.seen.replaceChildren(seen, ...(d.silent ? [' ', h('span', { class: 'badge silent-tag' }, 'Silent')] : []));
+    c.changed.replaceChildren(timeCell(d.lastChangedAt, now));
+
+    const asked = this.flashes.get(d.deviceId);
+    if (asked !== undefined && tr.flashedAt_ !== asked) {
+      tr.flashedAt_ = asked;
+      tr.classList.remove('flash');
+      void tr.offsetWidth; // restart the animation of a row that flashes again
+      tr.classList.add('flash');
+      clearTimeout(tr.flashTimer_);
+      tr.flashTimer_ = setTimeout(() => tr.classList.remove('flash'), FLASH_MS);
+    }
+  }
+}
+
+function battery(level) {
+  const pct = batteryPercent(level);
+  if (pct === null) return [h('span', { class: 'muted' }, 'unknown')];
+  const cell = [h('meter', { min: 0, max: 100, low: LOW_BATTERY_PERCENT, high: 50, optimum: 100, value: pct, 'aria-hidden': 'true' }), h('span', { class: 'pct' }, `${pct} %`)];
+  if (pct < LOW_BATTERY_PERCENT) cell.push(h('span', { class: 'badge low-tag' }, 'Low'));
+  return cell;
+}
+
+/** CSQ as four bars (an inline SVG), its reading in words for screen readers and on hover. */
+export function bars(csq) {
+  const sig = signal(csq);
+  const svg = s('svg', { class: 'bars', viewBox: '0 0 20 16', width: 20, height: 16, 'aria-hidden': 'true' });
+  for (let i = 0; i < 4; i++) {
+    const height = 4 + i * 4;
+    const on = sig.bars !== null && i < sig.bars;
+    svg.append(s('rect', { x: i * 5, y: 16 - height, width: 4, height, rx: 1, class: on ? 'on' : 'off' }));
+  }
+  const text = sig.bars === null ? 'Signal unknown' : `Signal ${sig.bars} of 4 bars, ${sig.label}`;
+  return h('span', { class: sig.bars === null ? 'signal unknown' : 'signal', title: text }, svg, h('span', { class: 'sr-only' }, text), sig.bars === null ? h('span', { class: 'muted', 'aria-hidden': 'true' }, ' ?') : null);
+}
+
+function timeCell(iso, now) {
+  const ms = Date.parse(iso);
+  return h('time', { datetime: iso, title: exactTime(ms) }, relativeTime(ms, now));
+}
