@@ -111,6 +111,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
   const open = (socket: WebSocket, request: FastifyRequest): void => {
     const peer = { socket, alive: true };
     sockets.add(peer);
+    request.log.debug({ client: request.ip, open: sockets.size }, 'graphql-ws client connected');
     const connection = new GqlConnection(
       {
         protocol: socket.protocol,
@@ -154,9 +155,10 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
       });
     });
     trackPongs(peer);
-    socket.on('close', () => {
+    socket.on('close', (code: number) => {
       sockets.delete(peer);
       connection.closed();
+      request.log.debug({ client: request.ip, code, open: sockets.size }, 'graphql-ws client disconnected');
     });
   };
   app.decorate('graphqlTransport', { get: (query: GraphqlBody, reply: FastifyReply) => runHttp(query, reply, 'GET'), open });

@@ -71,10 +71,11 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
         close() {
           unsubscribe();
           clearInterval(timer);
-          open.delete(client);
+          if (open.delete(client)) request.log.debug({ client: request.ip, open: open.size }, 'SSE client disconnected');
         },
       };
       open.add(client);
+      request.log.debug({ client: request.ip, open: open.size }, 'SSE client connected');
       res.once('close', client.close);
       // a few bytes into an empty socket buffer: within any bound
       res.write(replay?.kind === 'reset' ? OPENING + resetBlock(events.lastSeq) : OPENING);

@@ -270,15 +270,17 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
       const client = new WsClient(socket, queryFilter(request.query), limits, fellBehind);
       clients.add(client);
       trackPongs(client);
+      request.log.debug({ client: request.ip, open: clients.size }, '/ws client connected');
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         client.receive(data, isBinary, store).catch((err: unknown) => {
           log.error({ err }, '/ws frame failed');
           client.error('internal error');
         });
       });
-      socket.on('close', () => {
+      socket.on('close', (code: number) => {
         clients.delete(client);
         behind.delete(client);
+        request.log.debug({ client: request.ip, code, open: clients.size }, '/ws client disconnected');
       });
       if (request.query.snapshot) {
         client.sendSnapshot(store).catch((err: unknown) => {
