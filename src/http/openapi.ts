@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance, FastifySchema, HTTPMethods } from 'fastify';
+import createError from '@fastify/error';
+import type { FastifyInstance, FastifyRequest, FastifySchema, HTTPMethods } from 'fastify';
 import YAML from 'yaml';
 
 // openapi.yaml is the single source of the REST shapes: routes take their request and response
@@ -36,6 +37,28 @@ export interface RouteSpec {
   method: HTTPMethods;
   url: string;
   schema: FastifySchema;
+  preValidation?: (request: FastifyRequest) => Promise<void>;
+}
+
+const FST_ERR_VALIDATION = createError('FST_ERR_VALIDATION', '%s', 400);
+
+/**
+ * Ajv's type coercion turns `Infinity` and `1e400` into Infinity, and then skips `maximum`
+ * (its generated code checks bounds only for finite numbers): `?limit=Infinity` would list every
+ * device. Numbers in a query string are therefore plain decimal digits, checked before ajv.
+ */
+function decimalQueryNumbers(names: string[]): RouteSpec['preValidation'] {
+  if (names.length === 0) return undefined;
+  return async (request) => {
+    const query = request.query as Record<string, unknown>;
+    for (const name of names) {
+      const value = query[name];
+      if (value === undefined) continue;
+      if (typeof value !== 'string' || !/^-?[0-9]{1,15}$/.test(value.trim())) {
+        throw Object.assign(new FST_ERR_VALIDATION(`querystring/${name} must be an integer written in decimal digits`), { validation: [] });
+      }
+    }
+  };
 }
 
 export function loadOpenApi(): OpenApiDocument {
@@ -62,7 +85,10 @@ export function route(doc: OpenApiDocument, operationId: string): RouteSpec {
   for (const [path, operations] of Object.entries(doc.paths)) {
     for (const [method, operation] of Object.entries(operations)) {
       if (operation.operationId !== operationId) continue;
-      return { method: method.toUpperCase() as HTTPMethods, url: toFastifyPath(path), schema: schemaOf(doc, operation) };
+      const spec: RouteSpec = { method: method.toUpperCase() as HTTPMethods, url: toFastifyPath(path), schema: schemaOf(doc, operation) };
+      const numbers = parametersOf(doc, operation).filter((p) => p.in === 'query' && ['integer', 'number'].includes(p.schema.type as string));
+      const check = decimalQueryNumbers(numbers.map((p) => p.name));
+      return check ? { ...spec, preValidation: check } : spec;
     }
   }
   throw new Error(`openapi.yaml has no operation ${operationId}`);
@@ -72,11 +98,13 @@ export function toFastifyPath(path: string): string {
   return path.replace(/\{([^}]+)\}/g, ':$1');
 }
 
+function parametersOf(doc: OpenApiDocument, operation: Operation): Parameter[] {
+  return (operation.parameters ?? []).map((p) => ('$ref' in p ? doc.components.parameters[p.$ref.replace('#/components/parameters/', '')]! : p));
+}
+
 function schemaOf(doc: OpenApiDocument, operation: Operation): FastifySchema {
   const schema: FastifySchema = { response: {} };
-  const params = (operation.parameters ?? []).map((p) =>
-    '$ref' in p ? doc.components.parameters[p.$ref.replace('#/components/parameters/', '')]! : p,
-  );
+  const params = parametersOf(doc, operation);
   for (const [where, key] of [['path', 'params'], ['query', 'querystring'], ['header', 'headers']] as const) {
     const list = params.filter((p) => p.in === where);
     if (list.length === 0) continue;

@@ -19,7 +19,12 @@ async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument }):
       const internal = new BRG_ERR_INTERNAL();
       return reply.code(500).send({ statusCode: 500, code: internal.code, error: 'Internal Server Error', message: internal.message });
     }
-    if (status >= 400 && error.validation === undefined) request.log.info({ code: error.code }, error.message);
+    // 429s are logged once per client and minute by the rate limit (http/security.ts), not per request
+    if (status >= 400 && status !== 429 && error.validation === undefined) request.log.info({ code: error.code }, error.message);
+    if (status === 400 && request.routeOptions.url === '/graphql') {
+      // a body that is no GraphQL request (not JSON, say): GraphQL's error shape, as its 400 schema says
+      return reply.code(400).send({ data: null, errors: [{ message: error.message, extensions: { code: error.code } }] });
+    }
     return reply.code(status).send(error);
   });
   app.setNotFoundHandler((request, reply) => {
