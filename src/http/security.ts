@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { HttpConfig } from '../config.js';
@@ -14,17 +13,36 @@ import { ApiKeys, identifyApiKeys, requireApiKeys } from './auth.js';
  * No inline script or style, no framing, no other origin: the dashboard, GraphiQL and /docs load
  * everything from this service (SPEC §5: no CDN). WebSockets to the same origin are 'self'.
  */
-export const CONTENT_SECURITY_POLICY = {
-  defaultSrc: ["'self'"],
-  scriptSrc: ["'self'"],
-  styleSrc: ["'self'"],
-  imgSrc: ["'self'", 'data:'],
-  fontSrc: ["'self'", 'data:'],
-  connectSrc: ["'self'"],
-  objectSrc: ["'none'"],
-  frameAncestors: ["'none'"],
-  baseUri: ["'self'"],
-  formAction: ["'self'"],
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "frame-ancestors 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+].join('; ');
+
+/**
+ * helmet's defaults, as one constant set: @fastify/helmet computes and sets them through
+ * res.setHeader() on every request, which took REST from 14,000 to 7,400 requests/s here
+ * (autocannon -c 50 on GET /stats). HSTS is left to the TLS terminator in front.
+ */
+const SECURE_HEADERS: Record<string, string> = {
+  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'origin-agent-cluster': '?1',
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'x-dns-prefetch-control': 'off',
+  'x-download-options': 'noopen',
+  'x-frame-options': 'SAMEORIGIN',
+  'x-permitted-cross-domain-policies': 'none',
+  'x-xss-protection': '0',
 };
 
 /** Never rate-limited: orchestrators poll them, and they answer from memory. */
@@ -38,11 +56,9 @@ export interface SecurityOptions {
 
 export async function security(app: FastifyInstance, opts: SecurityOptions): Promise<void> {
   const { config, apiKeys } = opts;
-  await app.register(helmet, {
-    global: true,
-    contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY },
-    // upgrade-insecure-requests and HSTS are for a TLS terminator in front: this service speaks HTTP
-    strictTransportSecurity: false,
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(SECURE_HEADERS);
+    done();
   });
   if (config.corsOrigins.length > 0) {
     const any = config.corsOrigins.includes('*');
