@@ -44,6 +44,30 @@ export function openStore(config: Config): DeviceStore {
   });
 }
 
+/** After a request that was in flight, its connection holds close() this long at most. */
+const CLOSE_CONNECTIONS_AFTER_MS = 5000;
+
+/**
+ * Fastify closes idle connections once, when close() starts. A request in flight then is answered
+ * with keep-alive, and its connection would hold server.close() for keepAliveTimeout (72 s); a
+ * request whose body never ends, for requestTimeout. Either outlasts the 10 s the process gives
+ * itself to stop (main.ts). So: close connections as they go idle, and cut what is left after 5 s.
+ */
+function closeConnectionsOnClose(app: FastifyInstance): void {
+  let idle: NodeJS.Timeout | undefined;
+  let cut: NodeJS.Timeout | undefined;
+  app.addHook('preClose', (done) => {
+    idle = setInterval(() => app.server.closeIdleConnections(), 100);
+    cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_CONNECTIONS_AFTER_MS);
+    done();
+  });
+  app.addHook('onClose', (_instance, done) => {
+    clearInterval(idle);
+    clearTimeout(cut);
+    done();
+  });
+}
+
 /** A Fastify instance with every feature registered, in the order a message flows. No side effects until ready. */
 export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -64,6 +88,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     bodyLimit: 1_048_576,
   });
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
+  closeConnectionsOnClose(app);
   const apiKeys = new ApiKeys(config.apiKeys);
   // first: every route registered below is behind it (the rate limit must come before any route)
   await app.register(fp(security), { config: config.http, apiKeys, metricsPublic: config.metricsPublic });

@@ -12,6 +12,9 @@ import { topicMatcher } from './topics.js';
 // and the PUBACK only once the message's effect is stored (SPEC §7): mqttjs/MQTT.js#209, the
 // handleMessage callback gates the PUBACK and the next message.
 
+/** How long close() waits for the broker to take the DISCONNECT. */
+const DISCONNECT_TIMEOUT_MS = 2000;
+
 export interface MqttStatus {
   connected: boolean;
   /** Every configured topic is subscribed on the current connection. */
@@ -57,6 +60,8 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
   #lastErrorLoggedAt = 0;
   /** Aborted when the current connection closes: the work on its messages stops. */
   #connection = new AbortController();
+  /** Aborted by close(): a store retry stops waiting (a write under way still finishes). */
+  readonly #stopping = new AbortController();
   /** The message being handled (MQTT.js hands over one at a time). */
   #inFlight: Promise<void> = Promise.resolve();
   #resolveSubscribed: () => void = () => {};
@@ -127,6 +132,8 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     const client = mqtt.connect(c.url, options);
     this.#client = client;
     client.handleMessage = (packet, done) => {
+      // closing: not taken, never acknowledged; the broker keeps it for the next session
+      if (this.#closing) return;
       const connection = this.#connection;
       this.#inFlight = this.#handle(packet, connection.signal).then(
         () => {
@@ -136,7 +143,7 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
           if (!connection.signal.aborted && client.connected) done();
         },
         (err: unknown) => {
-          if (!connection.signal.aborted) this.#log.error({ err }, 'message not processed; it stays unacknowledged');
+          if (!connection.signal.aborted && !this.#closing) this.#log.error({ err }, 'message not processed; it stays unacknowledged');
         },
       );
     };
@@ -167,13 +174,22 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
   async close(): Promise<void> {
     this.#closing = true;
     this.#rejectSubscribed(new Error('closed before subscribing'));
-    this.#connection.abort();
+    // the message being written is finished, and acknowledged if its connection is still up; one
+    // waiting to retry a failed write gives up, unacknowledged
+    this.#stopping.abort();
     await this.#inFlight;
+    this.#connection.abort();
     const client = this.#client;
     if (client === null) return;
     this.#client = null;
-    // no DISCONNECT wait: unacknowledged messages stay with the broker for the next session
-    await client.endAsync(true);
+    // A clean DISCONNECT (after the PUBACK just sent): the persistent session stays on the broker
+    // with what it still holds. A broker that does not close its side in time is cut.
+    const cut = setTimeout(() => client.stream?.destroy(), DISCONNECT_TIMEOUT_MS);
+    try {
+      await client.endAsync(false);
+    } finally {
+      clearTimeout(cut);
+    }
   }
 
   async #handle(packet: IPublishPacket, signal: AbortSignal): Promise<void> {
@@ -208,7 +224,7 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
       } catch (err) {
         if (this.#storeError === null) this.#log.error({ err }, 'store write failed; retrying');
         this.#storeError = (err as Error).message;
-        await sleep(delay, undefined, { signal });
+        await sleep(delay, undefined, { signal: AbortSignal.any([signal, this.#stopping.signal]) });
       }
     }
   }
