@@ -52,9 +52,13 @@ const PAGE = `<!doctype html>
 // files of their own: the Content-Security-Policy allows no inline script or style (http/security.ts)
 const PAGE_CSS = 'html, body, #graphiql { height: 100%; margin: 0; }\n';
 
+// With API_KEYS: the key of ?apiKey= on the page's URL, or the one the dashboard keeps for this tab,
+// as a Bearer header on queries and in connection_init for subscriptions.
 const START = `(function () {
+  var key = new URLSearchParams(location.search).get('apiKey') || sessionStorage.getItem('wiihey-bridge.apiKey');
   var ws = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/graphql';
-  var fetcher = GraphiQL.createFetcher({ url: '/graphql', wsClient: graphqlWs.createClient({ url: ws }) });
+  var wsClient = graphqlWs.createClient({ url: ws, connectionParams: key ? { apiKey: key } : {} });
+  var fetcher = GraphiQL.createFetcher({ url: '/graphql', wsClient: wsClient, headers: key ? { authorization: 'Bearer ' + key } : {} });
   var query = 'subscription {\\n  stateChanged {\\n    seq\\n    device { deviceId state batteryLevel csq lastSeenAt }\\n    previousState\\n  }\\n}\\n';
   ReactDOM.createRoot(document.getElementById('graphiql'))
     .render(React.createElement(GraphiQL, { fetcher: fetcher, defaultQuery: query }));

@@ -48,3 +48,26 @@ if (chromiumPath !== undefined) {
     });
   }
 }
+
+if (chromiumPath !== undefined) {
+  t.test('GraphiQL with API_KEYS: the key of ?apiKey= (or the dashboard\'s) goes with its queries', async (t) => {
+    const key = 'k-0123456789abcdef-graphiql';
+    const app = await buildTestApp(t, testConfig({ API_KEYS: key }), { connectMqtt: false });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as { port: number };
+    const browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    t.teardown(() => browser.close());
+    const introspection = async (url: string): Promise<number> => {
+      const page = await browser.newPage();
+      t.teardown(() => page.close());
+      const answer = page.waitForResponse((r) => r.url().endsWith('/graphql') && r.request().method() === 'POST', { timeout: 15_000 });
+      await page.goto(url);
+      return (await answer).status();
+    };
+    t.equal(await introspection(`http://127.0.0.1:${port}/graphiql`), 401, 'without a key: refused');
+    t.equal(await introspection(`http://127.0.0.1:${port}/graphiql?apiKey=${key}`), 200, 'with ?apiKey=: served');
+  });
+}
