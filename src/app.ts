@@ -10,7 +10,7 @@ import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
 import { SqliteStore } from './devices/stores/sqlite.js';
 import { ApiKeys, withoutApiKey } from './http/auth.js';
-import { security } from './http/security.js';
+import { refuseForeignUpgrades, security } from './http/security.js';
 import metrics from './http/metrics.js';
 import { loadOpenApi } from './http/openapi.js';
 import http from './http/plugin.js';
@@ -117,6 +117,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   // /ws and GET /graphql (graphql-ws) share one WebSocket server, in a context of their own
   await app.register(
     socketRoutes([
+      async (sockets) => refuseForeignUpgrades(sockets, config.http.corsOrigins),
       async (sockets) => void (await sockets.register(wsRoutes, { doc, config: config.streams })),
       async (sockets) => void (await sockets.register(graphqlSocketRoute, { doc })),
     ]),

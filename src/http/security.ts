@@ -1,13 +1,14 @@
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpConfig } from '../config.js';
 import { BRG_ERR_ORIGIN_FORBIDDEN, BRG_ERR_RATE_LIMITED } from '../errors.js';
 import { ApiKeys, identifyApiKeys, requireApiKeys } from './auth.js';
 
 // SPEC §9: the safety of every HTTP surface, in the order a request meets it: secure headers,
-// CORS, which key it carries, the rate limit (per key, or per address without one), the origin of
-// a WebSocket upgrade, and the key check. Registered first: every route below is behind it.
+// CORS, which key it carries, the rate limit (per key, or per address without one), and the key
+// check. Registered first: every route below is behind it. The origin of a WebSocket upgrade is
+// checked in the WebSocket routes' own context (app.ts), off the REST path.
 
 /**
  * No inline script or style, no framing, no other origin: the dashboard, GraphiQL and /docs load
@@ -27,11 +28,12 @@ export const CONTENT_SECURITY_POLICY = [
 ].join('; ');
 
 /**
- * helmet's defaults, as one constant set: @fastify/helmet computes and sets them through
- * res.setHeader() on every request, which took REST from 14,000 to 7,400 requests/s here
- * (autocannon -c 50 on GET /stats). HSTS is left to the TLS terminator in front.
+ * The pages (the dashboard, /docs, /graphiql and their assets) get helmet's defaults, as one
+ * constant set: @fastify/helmet computes and sets them through res.setHeader() on every request,
+ * which took REST from 14,000 to 7,400 requests/s here (autocannon -c 50 on GET /stats). HSTS is
+ * left to the TLS terminator in front.
  */
-const SECURE_HEADERS: Record<string, string> = {
+const PAGE_HEADERS: Record<string, string> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
@@ -45,6 +47,20 @@ const SECURE_HEADERS: Record<string, string> = {
   'x-xss-protection': '0',
 };
 
+/**
+ * Every other answer is JSON (or a stream) that no browser should render, sniff or frame: the
+ * OWASP REST set. Two headers instead of eleven on the hot path (REST's figure in BENCHMARKS.md).
+ */
+const API_HEADERS: Record<string, string> = {
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+};
+
+/** Routes that serve pages and their assets. */
+export function isPageRoute(url: string): boolean {
+  return url === '/' || /^\/(docs|graphiql|dashboard)(\/|$)/.test(url);
+}
+
 /** Never rate-limited: orchestrators poll them, and they answer from memory. */
 const UNLIMITED = new Set(['/healthz', '/readyz']);
 
@@ -57,8 +73,17 @@ export interface SecurityOptions {
 export async function security(app: FastifyInstance, opts: SecurityOptions): Promise<void> {
   const { config, apiKeys } = opts;
   app.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(SECURE_HEADERS);
+    reply.headers(API_HEADERS);
     done();
+  });
+  const pageHeaders = (_request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    reply.headers(PAGE_HEADERS);
+    done();
+  };
+  app.addHook('onRoute', (route) => {
+    if (!isPageRoute(route.url)) return;
+    const hooks = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [...hooks, pageHeaders] as typeof route.onRequest;
   });
   if (config.corsOrigins.length > 0) {
     const any = config.corsOrigins.includes('*');
@@ -72,7 +97,6 @@ export async function security(app: FastifyInstance, opts: SecurityOptions): Pro
   }
   identifyApiKeys(app, apiKeys);
   if (config.rateLimitPerMinute > 0) await limitRate(app, config.rateLimitPerMinute);
-  refuseForeignUpgrades(app, config.corsOrigins);
   requireApiKeys(app, apiKeys, { metricsPublic: opts.metricsPublic });
 }
 
@@ -109,7 +133,7 @@ async function limitRate(app: FastifyInstance, max: number): Promise<void> {
  * service's own origin and CORS_ORIGINS may. A client without an Origin (no browser) is not one
  * a malicious page can use.
  */
-function refuseForeignUpgrades(app: FastifyInstance, allowed: string[]): void {
+export function refuseForeignUpgrades(app: FastifyInstance, allowed: string[]): void {
   const any = allowed.includes('*');
   const origins = new Set(allowed);
   app.addHook('onRequest', (request, _reply, done) => {

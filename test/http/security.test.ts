@@ -28,18 +28,26 @@ function openSse(t: Test, url: string): Promise<{ res: IncomingMessage; req: Cli
   });
 }
 
-t.test('secure headers on every response, the CSP without inline code', async (t) => {
+t.test('secure headers: the full set on pages, the REST set on the API', async (t) => {
   const { app } = await listening(t);
-  for (const url of ['/devices', '/healthz', '/nowhere', '/graphiql', '/docs/']) {
+  for (const url of ['/', '/dashboard/app.js', '/graphiql', '/graphiql/assets/page.css', '/docs/']) {
     const res = await app.inject(url);
+    t.equal(res.statusCode, 200, url);
     t.equal(res.headers['x-content-type-options'], 'nosniff', `${url}: nosniff`);
     t.equal(res.headers['x-frame-options'], 'SAMEORIGIN', `${url}: no framing`);
+    t.equal(res.headers['referrer-policy'], 'no-referrer');
+    t.equal(res.headers['cross-origin-opener-policy'], 'same-origin');
     const csp = String(res.headers['content-security-policy']);
-    t.match(csp, /default-src 'self'/, `${url}: a CSP`);
+    t.match(csp, /default-src 'self'/, `${url}: the page CSP`);
     t.match(csp, /frame-ancestors 'none'/);
     t.notMatch(csp, /script-src[^;]*unsafe|unsafe-eval/, `${url}: no inline script allowed`);
     if (!url.startsWith('/docs')) t.notMatch(csp, /unsafe-inline/, `${url}: no inline style either (Swagger UI needs them)`);
     t.notOk(res.headers['x-powered-by']);
+  }
+  for (const url of ['/devices', '/healthz', '/metrics', '/nowhere', '/graphql?query={stats{devices}}']) {
+    const res = await app.inject(url);
+    t.equal(res.headers['x-content-type-options'], 'nosniff', `${url}: nosniff`);
+    t.equal(res.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'", `${url}: nothing to render, nothing to frame`);
   }
   t.notOk((await app.inject('/devices')).headers['strict-transport-security'], 'HSTS is for the TLS terminator in front');
   t.notOk((await app.inject({ url: '/devices', headers: { origin: 'https://app.example.com' } })).headers['access-control-allow-origin'], 'no CORS without CORS_ORIGINS');
