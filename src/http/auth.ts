@@ -89,7 +89,9 @@ export function requireApiKeys(app: FastifyInstance, keys: ApiKeys, options: { m
     if (request.apiKey >= 0 || request.method === 'OPTIONS') return done();
     const path = request.url.split('?', 1)[0]!;
     if (isOpenPath(path, options)) return done();
-    if (path === '/graphql' && request.headers.upgrade?.toLowerCase() === 'websocket') return done();
+    // only a real WebSocket handshake (Node saw Connection: Upgrade), never a query that merely
+    // carries an Upgrade header: GET and POST /graphql over HTTP need their key here
+    if (path === '/graphql' && (request.raw as { upgrade?: boolean }).upgrade === true && request.method === 'GET') return done();
     done(new BRG_ERR_UNAUTHORIZED());
   });
 }

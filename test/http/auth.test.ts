@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { buildTestApp, testConfig } from '../helpers/app.js';
@@ -88,4 +89,26 @@ t.test('graphql-ws: the key in connection_init or on the upgrade; refused with 4
   t.equal(await attempt(`ws://${base}/graphql`, { apiKey: WRONG }), 'closed 4403 Forbidden', 'a wrong key');
   t.equal(await attempt(`ws://${base}/graphql`, { apiKey: KEY }), 'connection_ack', 'in connection_init');
   t.equal(await attempt(`ws://${base}/graphql?apiKey=${KEY}`), 'connection_ack', 'on the upgrade request');
+});
+
+t.test('an Upgrade header without a handshake is no way around the key on GraphQL over HTTP', async (t) => {
+  const { base } = await secured(t);
+  const [host, port] = base.split(':') as [string, string];
+  const raw = (text: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = connect(Number(port), host, () => socket.write(text));
+      let answer = '';
+      socket.on('data', (d) => (answer += d));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+    });
+  const body = '{"query":"{ devices { total } }"}';
+  const get = await raw(`GET /graphql?query=%7Bdevices%7Btotal%7D%7D HTTP/1.1\r\nHost: ${base}\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n`);
+  t.match(get, /^HTTP\/1\.1 401/, 'GET with Upgrade but no Connection: Upgrade');
+  t.notMatch(get, /"data"/);
+  const post = await raw(
+    `POST /graphql HTTP/1.1\r\nHost: ${base}\r\nUpgrade: WebSocket\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  t.match(post, /^HTTP\/1\.1 401/, 'POST with an Upgrade header');
+  t.notMatch(post, /"data"/);
 });
