@@ -184,12 +184,20 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     this.#client = null;
     // A clean DISCONNECT (after the PUBACK just sent): the persistent session stays on the broker
     // with what it still holds. A broker that does not close its side in time is cut.
-    const cut = setTimeout(() => client.stream?.destroy(), DISCONNECT_TIMEOUT_MS);
-    try {
-      await client.endAsync(false);
-    } finally {
-      clearTimeout(cut);
-    }
+    // end() is not relied on to call back: with a SUBSCRIBE still unanswered it waits for an ack
+    // that a cut connection never brings.
+    await new Promise<void>((resolve) => {
+      const cut = setTimeout(() => {
+        client.stream?.destroy();
+        resolve();
+      }, DISCONNECT_TIMEOUT_MS);
+      client.end(false, () => {
+        clearTimeout(cut);
+        // never connected: end() leaves a connection attempt under way
+        if (!client.connected) client.stream?.destroy();
+        resolve();
+      });
+    });
   }
 
   async #handle(packet: IPublishPacket, signal: AbortSignal): Promise<void> {
