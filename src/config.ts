@@ -322,9 +322,15 @@ function trustProxy(value: string | undefined): boolean | number | string[] {
   if (value === 'true') return true;
   if (/^[0-9]+$/.test(value)) return Number(value);
   const list = value.split(',').map((v) => v.trim()).filter((v) => v !== '');
-  // addresses or CIDR ranges, as Fastify (proxy-addr) takes them
-  if (list.some((v) => isIP(v.split('/')[0]!) === 0 && !['loopback', 'linklocal', 'uniquelocal'].includes(v))) {
-    throw new ConfigError('TRUST_PROXY must be true, false, a number of hops, or a comma-separated list of addresses or CIDR ranges');
+  // addresses or CIDR ranges, as Fastify (proxy-addr) takes them; checked here, not at listen
+  for (const entry of list) {
+    if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) continue;
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address!);
+    const maxBits = family === 4 ? 32 : 128;
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))) {
+      throw new ConfigError(`TRUST_PROXY must be true, false, a number of hops, or a comma-separated list of addresses or CIDR ranges, got "${entry}"`);
+    }
   }
   return list;
 }

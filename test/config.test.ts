@@ -121,6 +121,8 @@ t.test('HTTP safety settings: CORS origins, rate limit, streams per address, tru
   t.match(refused({ CORS_ORIGINS: 'app.example.com' }), /^CORS_ORIGINS has "app.example.com"/);
   t.match(refused({ RATE_LIMIT_PER_MINUTE: '-1' }), /^RATE_LIMIT_PER_MINUTE must be >= 0/);
   t.match(refused({ TRUST_PROXY: 'my-proxy' }), /^TRUST_PROXY must be true, false/);
+  for (const bad of ['10.0.0.0/abc', '10.0.0.0/33', '::1/129', '10.0.0.0/8/1']) t.match(refused({ TRUST_PROXY: bad }), /^TRUST_PROXY must be/, bad);
+  t.same(load({ TRUST_PROXY: 'loopback, fd00::/8' }).http.trustProxy, ['loopback', 'fd00::/8']);
 });
 
 t.test('webhooks: URLs, a whsec_ secret, a retry schedule', async (t) => {

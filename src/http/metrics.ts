@@ -9,6 +9,9 @@ import { route, type OpenApiDocument } from './openapi.js';
 // in a process gives two independent services (prom-client's default registry is a global).
 
 const PREFIX = 'wiihey_bridge_';
+/** Device states with a series of their own; a sender inventing states cannot flood Prometheus. */
+const MAX_STATE_SERIES = 20;
+
 
 export interface MetricsOptions {
   doc: OpenApiDocument;
@@ -58,7 +61,17 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
     async collect() {
       const summary = await app.devices.store.summary();
       this.reset();
-      for (const [state, n] of Object.entries(summary.byState)) this.set({ state }, n);
+      // a state is any string a payload sends: the most common get a series each, the rest are
+      // counted in devices_in_other_states
+      for (const [state, n] of commonStates(summary.byState).common) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}devices_in_other_states`,
+    help: `Devices in states beyond the ${MAX_STATE_SERIES} most common (wiihey_bridge_devices has a series for each of those)`,
+    registers: [registry],
+    async collect() {
+      this.set(commonStates((await app.devices.store.summary()).byState).rest);
     },
   });
   new Gauge({
@@ -145,6 +158,11 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
 }
 
 type Samples = [Record<string, string>, number][];
+
+function commonStates(byState: Record<string, number>): { common: [string, number][]; rest: number } {
+  const states = Object.entries(byState).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  return { common: states.slice(0, MAX_STATE_SERIES), rest: states.slice(MAX_STATE_SERIES).reduce((sum, [, n]) => sum + n, 0) };
+}
 
 /** A counter whose value is kept elsewhere: set from it at scrape time. */
 function counter(registry: Registry, name: string, help: string, labelNames: string[], read: () => Samples): void {

@@ -11,7 +11,9 @@ export class StreamSlots {
   constructor(readonly max: number) {}
 
   /** Takes a slot for the request's address until `released` fires, or throws BRG_ERR_TOO_MANY_STREAMS. */
-  take(request: FastifyRequest, released: { once(event: 'close', listener: () => void): unknown }): void {
+  take(request: FastifyRequest, released: { destroyed: boolean; once(event: 'close', listener: () => void): unknown }): void {
+    // gone already: its 'close' has fired, and a slot taken now would never be given back
+    if (released.destroyed) return;
     const address = request.ip;
     const open = this.#open.get(address) ?? 0;
     if (this.max > 0 && open >= this.max) {

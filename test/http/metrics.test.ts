@@ -4,6 +4,7 @@ import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
 import { WsProbe } from '../helpers/ws.js';
+import { record } from '../helpers/records.js';
 
 // SPEC §5/§9: GET /metrics in Prometheus text, from a bridge fed by a real Mosquitto.
 
@@ -85,6 +86,20 @@ t.test('/metrics needs a key with API_KEYS, unless METRICS_PUBLIC=true', async (
   const open = await buildTestApp(t, testConfig({ API_KEYS: key, METRICS_PUBLIC: 'true' }), { connectMqtt: false });
   t.equal((await open.inject('/metrics')).statusCode, 200);
   t.equal((await open.inject('/devices')).statusCode, 401, 'only /metrics is public');
+});
+
+t.test('device states are the sender\'s strings: 20 series at most, the rest counted apart', async (t) => {
+  const app = await buildTestApp(t, testConfig(), { connectMqtt: false });
+  await app.ready();
+  for (let i = 0; i < 50; i++) {
+    for (let k = 0; k <= (i < 20 ? 2 : 0); k++) await app.devices.accept(record({ deviceId: `d-${i}-${k}`, state: `state-${i}` }), Date.now());
+  }
+  const m = parse((await app.inject('/metrics')).body);
+  const series = [...m.keys()].filter((k) => k.startsWith('wiihey_bridge_devices{'));
+  t.equal(series.length, 20);
+  t.equal(m.get('wiihey_bridge_devices{state="state-0"}'), 3, 'the most common have their own');
+  t.notOk(m.has('wiihey_bridge_devices{state="state-20"}'));
+  t.equal(m.get('wiihey_bridge_devices_in_other_states'), 30);
 });
 
 t.test('two apps in one process keep their own metrics', async (t) => {
