@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { DestinationStream } from 'pino';
-import type { Config } from './config.js';
+import { isLoopback, type Config } from './config.js';
 import dashboard from './dashboard/plugin.js';
 import demo from './demo/plugin.js';
 import devices from './devices/plugin.js';
@@ -91,7 +91,12 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   closeConnectionsOnClose(app);
   const apiKeys = new ApiKeys(config.apiKeys);
   // first: every route registered below is behind it (the rate limit must come before any route)
-  await app.register(fp(security), { config: config.http, apiKeys, metricsPublic: config.metricsPublic });
+  await app.register(fp(security), {
+    config: config.http,
+    apiKeys,
+    metricsPublic: config.metricsPublic,
+    loopbackOnly: isLoopback(config.host) && config.apiKeys.length === 0 && config.http.trustProxy === false,
+  });
   // An upgrade request answered over HTTP (401, 404, or a route that is no WebSocket) leaves a
   // socket that is no HTTP connection to reuse: close it. @fastify/websocket does this only in
   // its own context (streams/plugin.ts socketRoutes); a synchronous hook is the cheap kind.

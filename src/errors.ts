@@ -13,3 +13,4 @@ export const BRG_ERR_UNAUTHORIZED = createError('BRG_ERR_UNAUTHORIZED', 'an API 
 export const BRG_ERR_RATE_LIMITED = createError('BRG_ERR_RATE_LIMITED', 'rate limit exceeded: at most %d requests a minute, retry in %s', 429);
 export const BRG_ERR_ORIGIN_FORBIDDEN = createError('BRG_ERR_ORIGIN_FORBIDDEN', "origin '%s' may not open WebSockets here: add it to CORS_ORIGINS", 403);
 export const BRG_ERR_TOO_MANY_STREAMS = createError('BRG_ERR_TOO_MANY_STREAMS', 'too many open streams from this address: at most %d (MAX_STREAMS_PER_ADDRESS)', 429);
+export const BRG_ERR_HOST_FORBIDDEN = createError('BRG_ERR_HOST_FORBIDDEN', "host '%s' is not a loopback name: this service listens on loopback without API keys, and answers localhost and 127.0.0.1 only (DNS rebinding); set API_KEYS or TRUST_PROXY to serve other names", 403);

@@ -2,7 +2,7 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpConfig } from '../config.js';
-import { BRG_ERR_ORIGIN_FORBIDDEN, BRG_ERR_RATE_LIMITED } from '../errors.js';
+import { BRG_ERR_HOST_FORBIDDEN, BRG_ERR_ORIGIN_FORBIDDEN, BRG_ERR_RATE_LIMITED } from '../errors.js';
 import { ApiKeys, identifyApiKeys, requireApiKeys } from './auth.js';
 
 // SPEC §9: the safety of every HTTP surface, in the order a request meets it: secure headers,
@@ -68,12 +68,28 @@ export interface SecurityOptions {
   config: HttpConfig;
   apiKeys: ApiKeys;
   metricsPublic: boolean;
+  /** Loopback, without API keys and without a proxy in front: only loopback names in Host. */
+  loopbackOnly: boolean;
+}
+
+/**
+ * DNS rebinding: a page of evil.example whose name is made to resolve to 127.0.0.1 reaches a
+ * service on loopback as its own origin (same-origin reads, WebSockets included). Its requests
+ * say `Host: evil.example`: a service that listens on loopback for loopback clients only answers
+ * loopback names.
+ */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return true; // HTTP/1.0: no Host, no browser
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':', 1)[0]!;
+  return name === 'localhost' || name === '[::1]' || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(name);
 }
 
 export async function security(app: FastifyInstance, opts: SecurityOptions): Promise<void> {
   const { config, apiKeys } = opts;
-  app.addHook('onRequest', (_request, reply, done) => {
+  const loopbackOnly = opts.loopbackOnly;
+  app.addHook('onRequest', (request, reply, done) => {
     reply.headers(API_HEADERS);
+    if (loopbackOnly && !isLoopbackHost(request.headers.host)) return done(new BRG_ERR_HOST_FORBIDDEN(String(request.headers.host).slice(0, 200)));
     done();
   });
   const pageHeaders = (_request: FastifyRequest, reply: FastifyReply, done: () => void): void => {

@@ -158,3 +158,22 @@ async function waitUntil(condition: () => boolean, what: string, timeoutMs = 500
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+t.test('DNS rebinding: on loopback without keys, only loopback names in Host', async (t) => {
+  const { app, base } = await listening(t);
+  for (const host of ['localhost', 'localhost:3000', '127.0.0.1:3000', '127.9.9.9', '[::1]:3000']) {
+    t.equal((await app.inject({ url: '/devices', headers: { host } })).statusCode, 200, host);
+  }
+  for (const host of ['evil.example', 'evil.example:3000', '127.0.0.1.evil.example', 'localhost.evil.example:3000', '[::2]']) {
+    const res = await app.inject({ url: '/devices', headers: { host } });
+    t.equal(res.statusCode, 403, host);
+    t.equal(res.json().code, 'BRG_ERR_HOST_FORBIDDEN');
+  }
+  t.equal((await app.inject({ url: '/', headers: { host: 'evil.example' } })).statusCode, 403, 'the dashboard too');
+  await t.rejects(WsProbe.open(t, `ws://${base}/ws`, { headers: { host: 'evil.example:3000' }, origin: 'http://evil.example:3000' }), /HTTP 403/, 'and its WebSockets');
+  // with keys (or a proxy in front, TRUST_PROXY) the names are the operator's business
+  const keyed = await listening(t, { API_KEYS: KEY });
+  t.equal((await keyed.app.inject({ url: '/devices', headers: { host: 'bridge.example', 'x-api-key': KEY } })).statusCode, 200);
+  const proxied = await listening(t, { TRUST_PROXY: '127.0.0.1' });
+  t.equal((await proxied.app.inject({ url: '/devices', headers: { host: 'bridge.example' } })).statusCode, 200);
+});
