@@ -239,6 +239,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (env.MQTT_RECONNECT_MAX_MS < env.MQTT_RECONNECT_MIN_MS) {
     throw new ConfigError('MQTT_RECONNECT_MAX_MS must not be below MQTT_RECONNECT_MIN_MS');
   }
+  if (env.TRUST_PROXY === 'true') {
+    warnings.push('TRUST_PROXY=true believes every X-Forwarded-For: clients that reach the service directly choose the address their rate limit and stream cap count; name the proxy (its addresses or a hop count) instead');
+  }
   const apiKeys = (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
   if (apiKeys.some((k) => k.length < 16)) throw new ConfigError('API_KEYS must each have 16 characters or more');
   // SPEC §9: without API keys, only loopback unless the operator says so

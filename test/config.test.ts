@@ -116,6 +116,8 @@ t.test('HTTP safety settings: CORS origins, rate limit, streams per address, tru
   t.equal(config.streams.maxPerAddress, 5);
   t.same(load({ CORS_ORIGINS: '*' }).http.corsOrigins, ['*']);
   t.equal(load({ TRUST_PROXY: 'true' }).http.trustProxy, true);
+  t.match(load({ TRUST_PROXY: 'true' }).warnings, [/^TRUST_PROXY=true believes every X-Forwarded-For/], 'warned about at start');
+  t.same(load({ TRUST_PROXY: '127.0.0.1' }).warnings, []);
   t.equal(load({ TRUST_PROXY: '2' }).http.trustProxy, 2);
   t.match(refused({ CORS_ORIGINS: 'https://app.example.com/path' }), /^CORS_ORIGINS has "https:\/\/app.example.com\/path", which is not an origin/);
   t.match(refused({ CORS_ORIGINS: 'app.example.com' }), /^CORS_ORIGINS has "app.example.com"/);
