@@ -48,6 +48,8 @@ const schema = {
     WS_PING_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 30 },
     WS_SNAPSHOT_LIMIT: { type: 'integer', minimum: 0, default: 10_000 },
     SSE_KEEPALIVE_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 15 },
+    // SPEC §9: the sum of every live client's unsent bytes; past it the slowest are closed; 0: no bound
+    STREAMS_MAX_TOTAL_BUFFERED_BYTES: { type: 'integer', minimum: 0, default: 268_435_456 },
     GRAPHQL_MAX_ITEMS: { type: 'integer', minimum: 1, default: 10_000 },
     GRAPHQL_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 64, default: 8 },
     GRAPHQL_INIT_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 3 }, // graphql-ws: 4408 after 3 s
@@ -100,6 +102,7 @@ interface Env {
   WS_PING_SECONDS: number;
   WS_SNAPSHOT_LIMIT: number;
   SSE_KEEPALIVE_SECONDS: number;
+  STREAMS_MAX_TOTAL_BUFFERED_BYTES: number;
   GRAPHQL_MAX_ITEMS: number;
   GRAPHQL_MAX_DEPTH: number;
   GRAPHQL_INIT_TIMEOUT_SECONDS: number;
@@ -131,6 +134,8 @@ export interface StreamsConfig {
   sseKeepAliveMs: number;
   /** Open /ws, /events and graphql-ws connections per client address (SPEC §9); 0: no cap. */
   maxPerAddress: number;
+  /** The unsent bytes of every live client together (SPEC §9); 0: no bound. */
+  maxTotalBufferedBytes: number;
 }
 
 export interface GraphqlConfig {
@@ -293,6 +298,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
       wsSnapshotLimit: env.WS_SNAPSHOT_LIMIT,
       sseKeepAliveMs: env.SSE_KEEPALIVE_SECONDS * 1000,
       maxPerAddress: env.MAX_STREAMS_PER_ADDRESS,
+      maxTotalBufferedBytes: env.STREAMS_MAX_TOTAL_BUFFERED_BYTES,
     },
     graphql: {
       maxItems: env.GRAPHQL_MAX_ITEMS,

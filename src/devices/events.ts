@@ -139,13 +139,37 @@ export class EventStream {
     return () => this.#listeners.delete(listener);
   }
 
-  /** The events after `seq`, for a client that reconnects with the last seq it saw. */
-  replayAfter(seq: number): Replay {
-    if (seq > this.#lastSeq || seq < this.#replayFloor) return { kind: 'reset' };
-    if (seq === this.#lastSeq) return { kind: 'events', events: [] };
+  /** True when the buffer reaches back to the event after `seq`: a replay from there has no gap. */
+  reaches(seq: number): boolean {
+    if (seq > this.#lastSeq || seq < this.#replayFloor) return false;
     const oldest = this.#size === 0 ? this.#lastSeq + 1 : this.#ring[this.#start]!.seq;
     // seqs are dense within one stream: a gap before the oldest buffered event means we lost some
-    if (seq < oldest - 1) return { kind: 'reset' };
+    return seq >= oldest - 1;
+  }
+
+  /**
+   * The first event after `seq`: undefined when there is none yet, null when the buffer no longer
+   * reaches back to it (see reaches). A reader that keeps only a seq walks the stream with it:
+   * the live layer's slow clients hold a position here, not a queue of their own.
+   */
+  next(seq: number): DeviceEvent | undefined | null {
+    if (!this.reaches(seq)) return null;
+    if (seq === this.#lastSeq) return undefined;
+    // binary search: seqs ascend through the ring
+    let lo = 0;
+    let hi = this.#size - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#ring[(this.#start + mid) % this.capacity]!.seq > seq) hi = mid;
+      else lo = mid + 1;
+    }
+    const event = this.#ring[(this.#start + lo) % this.capacity];
+    return event !== undefined && event.seq > seq ? event : undefined;
+  }
+
+  /** The events after `seq`, for a client that reconnects with the last seq it saw. */
+  replayAfter(seq: number): Replay {
+    if (!this.reaches(seq)) return { kind: 'reset' };
     const events: DeviceEvent[] = [];
     for (let i = 0; i < this.#size; i++) {
       const event = this.#ring[(this.#start + i) % this.capacity]!;

@@ -36,13 +36,14 @@ export class DeviceService {
   readonly counts: MessageCounts = { accepted: 0, duplicate: 0, late: 0 };
   /** Milliseconds since the epoch, system clock: for uptime. */
   readonly startedAt = Date.now();
-  readonly #clock: Clock;
+  /** The service's clock: every station that keeps time reads this one (STYLE: time is an input). */
+  readonly clock: Clock;
   readonly #log: FastifyBaseLogger;
   readonly #silenceAfterSeconds: number;
 
   constructor(options: DeviceServiceOptions) {
     this.store = options.store;
-    this.#clock = options.clock;
+    this.clock = options.clock;
     this.#log = options.log;
     this.#silenceAfterSeconds = options.silenceAfterSeconds;
     this.events = new EventStream(options.eventBuffer, (err) => this.#log.error({ err }, 'event listener failed'));
@@ -72,7 +73,7 @@ export class DeviceService {
 
   /** SPEC §4: marks the devices silent that sent nothing for SILENCE_AFTER_SECONDS. Returns how many. */
   async sweepSilence(): Promise<number> {
-    const cutoff = Math.floor(this.#clock.now() / 1000) - this.#silenceAfterSeconds;
+    const cutoff = Math.floor(this.clock.now() / 1000) - this.#silenceAfterSeconds;
     let total = 0;
     for (;;) {
       // in batches, so that a million devices falling silent at once never block the event loop

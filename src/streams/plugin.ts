@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { StreamsConfig } from '../config.js';
 import type { OpenApiDocument } from '../http/openapi.js';
+import { closeSocket, startSweep, type LiveClient } from '../live/clients.js';
 import { WsClose } from './close-codes.js';
 import type { Peer } from './keepalive.js';
 import { StreamSlots } from './slots.js';
@@ -39,7 +40,36 @@ declare module 'fastify' {
 async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
   app.decorate('liveClients', { ws: new Set<WsClient>(), sse: new Set<SseClient>(), graphql: new Set<Peer>() });
   app.decorate('streamSlots', new StreamSlots(opts.config.maxPerAddress));
+  const live = app.liveClients;
+  const sweep = startSweep({
+    clients: () => allClients(live),
+    limits: { slowCloseMs: opts.config.wsSlowCloseMs, maxTotalBufferedBytes: opts.config.maxTotalBufferedBytes },
+    now: () => app.devices.clock.now(),
+    log: app.log.child({ module: 'live' }),
+  });
+  app.addHook('preClose', async () => clearInterval(sweep));
   await app.register(sseRoutes, opts);
+}
+
+function* allClients(live: LiveClients): Iterable<LiveClient> {
+  yield* live.ws;
+  yield* live.sse;
+  for (const peer of live.graphql) yield graphqlClient(peer);
+}
+
+/**
+ * A graphql-ws connection as the sweep sees it: its socket's buffer is all it holds (graphql-ws
+ * closes a client over the bound at its next message, graphql/plugin.ts), and a memory close is 1013.
+ */
+function graphqlClient(peer: Peer): LiveClient {
+  return {
+    kind: 'graphql',
+    address: '',
+    behindSince: null,
+    unsentBytes: () => peer.socket.bufferedAmount,
+    flush: () => true,
+    dropSlow: (why) => closeSocket(peer.socket, WsClose.TryAgainLater, why),
+  };
 }
 
 /**

@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import type { DeviceEvent } from '../devices/events.js';
+import type { DeviceEvent, EventStream } from '../devices/events.js';
 import { sseBlock } from '../devices/wire.js';
 import { route } from '../http/openapi.js';
+import type { LiveClient } from '../live/clients.js';
 import { matches, queryFilter, type EventFilter } from './filter.js';
 import type { StreamsPluginOptions } from './plugin.js';
 
@@ -21,24 +22,151 @@ const OPENING = 'retry: 3000\n\n';
 // SPEC §5: a comment line keeps idle proxies from closing the stream
 const KEEP_ALIVE = ': keep-alive\n\n';
 
-/** One open /events response. */
-export interface SseClient {
-  readonly res: ServerResponse;
-  readonly address: string;
-  readonly log: FastifyBaseLogger;
-  /** Replayed bytes still queued: the bound starts above them, and drops back on the first 'drain'. */
-  allowance: number;
-  close(): void;
+/**
+ * One open /events response (SPEC §5). A stream keeps no queue of its own, only a position in the
+ * one event stream: the seq of the last event it was given. While its socket keeps up, events are
+ * written as they come; past the bound (WS_MAX_BUFFERED_BYTES unsent, and at least the socket's
+ * high-water mark) it stops and is "behind", and each 'drain' writes on from its position in the
+ * event buffer, a replay the same way. SSE cannot conflate: a stream whose next event has left
+ * the buffer (EVENT_BUFFER), or that stays behind for WS_SLOW_CLOSE_SECONDS, is dropped and
+ * resumes with Last-Event-ID, into a replay or an explicit reset.
+ */
+export class SseClient implements LiveClient {
+  readonly kind = 'sse';
+  behindSince: number | null = null;
+  /** The seq of the last event this stream was given (or skipped by its filter). */
+  #position: number;
+  #closed = false;
+  readonly #bound: number;
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly address: string,
+    private readonly log: FastifyBaseLogger,
+    private readonly filter: EventFilter,
+    private readonly events: EventStream,
+    maxBufferedBytes: number,
+    private readonly now: () => number,
+    /** Told once, when the stream is over. */
+    private readonly onClosed: (client: SseClient) => void,
+  ) {
+    this.#position = events.lastSeq;
+    this.#bound = Math.max(maxBufferedBytes, res.writableHighWaterMark);
+    res.on('drain', () => this.flush());
+  }
+
+  unsentBytes(): number {
+    return this.res.writableLength;
+  }
+
+  /** Replays what came after `seq` (a Last-Event-ID the buffer reaches), as the socket takes it. */
+  replayFrom(seq: number): void {
+    this.#position = seq;
+    this.behindSince = this.now();
+    this.flush();
+  }
+
+  /** Called for every event of the stream, in seq order: must stay cheap. */
+  offer(event: DeviceEvent): void {
+    if (this.#closed) return;
+    if (this.behindSince !== null) {
+      // flush() reads it from the buffer, unless the buffer has moved past the stream's place
+      if (!this.events.reaches(this.#position)) this.drop('its next event has left the buffer');
+      return;
+    }
+    if (this.res.writableLength > this.#bound) {
+      this.behindSince = this.now();
+      return;
+    }
+    this.#position = event.seq;
+    if (matches(this.filter, event.device)) this.res.write(sseBlock(event));
+  }
+
+  /** Writes on from the stream's position while the socket takes it. True once caught up. */
+  flush(): boolean {
+    if (this.behindSince === null || this.#closed) return true;
+    // checked first: a stream that cannot take anything still loses its place when the buffer moves on
+    if (!this.events.reaches(this.#position)) {
+      this.drop('its next event has left the buffer');
+      return false;
+    }
+    while (this.res.writableLength <= this.#bound) {
+      const event = this.events.next(this.#position);
+      if (event === undefined) {
+        this.behindSince = null;
+        return true;
+      }
+      if (event === null) {
+        this.drop('its next event has left the buffer');
+        return false;
+      }
+      this.#position = event.seq;
+      if (matches(this.filter, event.device)) this.res.write(sseBlock(event));
+    }
+    return false;
+  }
+
+  /** SPEC §5: a comment line keeps idle proxies from closing the stream; a busy one needs none. */
+  keepAlive(): void {
+    if (!this.#closed && this.res.writableLength === 0) this.res.write(KEEP_ALIVE);
+  }
+
+  dropSlow(why: string): void {
+    this.drop(why);
+  }
+
+  /**
+   * destroy(), not end(): an end would queue behind the bytes the client does not read, and keep
+   * them in memory as long as it stays connected.
+   */
+  drop(why: string): void {
+    if (this.#closed) return;
+    this.log.info(
+      { client: this.address, bufferedBytes: this.res.writableLength, why },
+      'SSE client too slow: stream dropped, it resumes with Last-Event-ID',
+    );
+    this.close();
+    this.res.destroy();
+  }
+
+  /** Stops writing (the response closed, or is being closed); idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onClosed(this);
+  }
+
+  /**
+   * Ends a stream on shutdown, and its connection once the end is sent: the server is closing,
+   * and an idle keep-alive socket would hold server.close() for keepAliveTimeout. A client that
+   * is not reading would never take the end: its connection goes at once.
+   */
+  end(): void {
+    this.close(); // first: an event written after the end would be an error on the response
+    this.res.end(() => this.res.socket?.destroy());
+    if (this.res.writableLength > 0) this.res.destroy();
+  }
 }
 
 export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
   const events = app.devices.events;
   const { sseKeepAliveMs, wsMaxBufferedBytes } = opts.config;
   const open = app.liveClients.sse;
+  const now = (): number => app.devices.clock.now();
+
+  const unsubscribe = events.subscribe((event) => {
+    for (const client of open) client.offer(event);
+  });
+  const keepAlive = setInterval(() => {
+    for (const client of open) client.keepAlive();
+  }, sseKeepAliveMs);
+  keepAlive.unref();
 
   // Before the server stops: an open stream would keep server.close() (and app.close()) waiting.
   app.addHook('preClose', async () => {
-    for (const client of open) endStream(client);
+    unsubscribe();
+    clearInterval(keepAlive);
+    for (const client of open) client.end();
   });
 
   app.route({
@@ -57,29 +185,17 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
       if (request.method === 'HEAD') return void res.end();
       res.flushHeaders();
 
-      // One synchronous block from replay to subscribe: no event can fall between them or come twice.
-      const replay = lastEventId === null ? null : events.replayAfter(lastEventId);
-      const unsubscribe = events.subscribe((event) => {
-        if (matches(filter, event.device)) send(client, sseBlock(event), wsMaxBufferedBytes);
+      // One synchronous block from the position to the subscription: no event can fall between them.
+      const client = new SseClient(res, request.ip, request.log, filter, events, wsMaxBufferedBytes, now, () => {
+        if (open.delete(client)) request.log.debug({ client: request.ip, open: open.size }, 'SSE client disconnected');
       });
-      const timer = setInterval(() => send(client, KEEP_ALIVE, wsMaxBufferedBytes), sseKeepAliveMs);
-      const client: SseClient = {
-        res,
-        address: request.ip,
-        log: request.log,
-        allowance: 0,
-        close() {
-          unsubscribe();
-          clearInterval(timer);
-          if (open.delete(client)) request.log.debug({ client: request.ip, open: open.size }, 'SSE client disconnected');
-        },
-      };
       open.add(client);
       request.log.debug({ client: request.ip, open: open.size }, 'SSE client connected');
-      res.once('close', client.close);
+      res.once('close', () => client.close());
+      const reset = lastEventId !== null && !events.reaches(lastEventId);
       // a few bytes into an empty socket buffer: within any bound
-      res.write(replay?.kind === 'reset' ? OPENING + resetBlock(events.lastSeq) : OPENING);
-      if (replay?.kind === 'events') writeReplay(client, replay.events, filter);
+      res.write(reset ? OPENING + resetBlock(events.lastSeq) : OPENING);
+      if (lastEventId !== null && !reset) client.replayFrom(lastEventId);
     },
   });
 }
@@ -90,49 +206,6 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
  */
 function resetBlock(lastSeq: number): string {
   return `event: reset\ndata: {"lastSeq":${lastSeq}}\n\n`;
-}
-
-/** SPEC §5: the matching events the client missed, before the live ones. */
-function writeReplay(client: SseClient, missed: DeviceEvent[], filter: EventFilter): void {
-  const { res } = client;
-  // Written whole, past the bound: at most EVENT_BUFFER events the service holds anyway, and a
-  // client dropped for its replay would reconnect into the same replay forever.
-  for (const event of missed) if (matches(filter, event.device)) res.write(sseBlock(event));
-  if (res.writableNeedDrain) {
-    client.allowance = res.writableLength;
-    res.once('drain', () => (client.allowance = 0));
-  }
-}
-
-/**
- * The per-client bound of /events (STYLE: one function per transport). Past WS_MAX_BUFFERED_BYTES
- * unsent, the stream is dropped: SSE cannot conflate, and the client reconnects with Last-Event-ID
- * into a replay or a reset. destroy(), not end(): an end would queue behind the bytes the client
- * does not read, and keep them in memory as long as it stays connected.
- */
-function send(client: SseClient, chunk: string, maxBufferedBytes: number): void {
-  const { res } = client;
-  if (res.write(chunk)) return;
-  // over the socket's high-water mark: fine while the bound holds, the socket drains it
-  if (res.writableLength <= maxBufferedBytes + client.allowance) return;
-  client.log.info(
-    { client: client.address, bufferedBytes: res.writableLength, maxBufferedBytes },
-    'SSE client too slow: stream dropped, it resumes with Last-Event-ID',
-  );
-  client.close(); // at once: more events may be published before 'close' fires
-  res.destroy();
-}
-
-/**
- * Ends a stream on shutdown, and its connection once the end is sent: the server is closing, and an
- * idle keep-alive socket would hold server.close() for keepAliveTimeout. A client that is not
- * reading would never take the end: its connection goes at once.
- */
-function endStream(client: SseClient): void {
-  const { res } = client;
-  client.close(); // first: an event written after the end would be an error on the response
-  res.end(() => res.socket?.destroy());
-  if (res.writableLength > 0) res.destroy();
 }
 
 /** SPEC §5: a Last-Event-ID that is not a number is ignored (null: live events only). */

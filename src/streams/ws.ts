@@ -11,7 +11,8 @@ import { deviceJson, wsFrame } from '../devices/wire.js';
 import { BRG_ERR_UPGRADE_REQUIRED } from '../errors.js';
 import { route } from '../http/openapi.js';
 import { WsClose } from './close-codes.js';
-import { matches, queryFilter, type EventFilter } from './filter.js';
+import { closeSocket, type LiveClient } from '../live/clients.js';
+import { listProblem, matches, queryFilter, type EventFilter } from './filter.js';
 import { pingLoop, trackPongs } from './keepalive.js';
 import type { StreamsPluginOptions } from './plugin.js';
 
@@ -40,57 +41,78 @@ const validateSubscribe = new Ajv({ allErrors: false, strict: true }).compile<Su
 
 export interface WsLimits {
   maxBufferedBytes: number;
-  slowCloseMs: number;
   snapshotLimit: number;
 }
 
-/** Events kept in order while a snapshot is read; more than this and they are conflated too. */
+/** Events kept in order while a snapshot is written; more than this and they are conflated too. */
 const QUEUE_WHILE_READING = 10_000;
+/** Devices read from the store at a time for a snapshot. */
+const SNAPSHOT_PAGE = 100;
+/** A snapshot goes out in fragments of about this size, each once the socket has room for it. */
+const SNAPSHOT_FRAGMENT_BYTES = 64 * 1024;
+/** Error frames kept while a snapshot is written; a client sending more bad frames than this loses the rest. */
+const MAX_ERRORS_WAITING = 16;
 
 /**
- * One /ws connection. Frames go straight to the socket while it keeps up. Past maxBufferedBytes
- * of unsent data the client is "behind": its events wait in `pending`, newest per device
- * (conflation: memory bounded by the number of devices), and go out, oldest seq first and within
- * the byte bound, as the socket drains. While a snapshot is read, events wait in order in a queue
- * and are offered again after it, so that none falls between the snapshot and the stream.
+ * One /ws connection (SPEC §5). Frames go straight to the socket while it keeps up. Past
+ * maxBufferedBytes of unsent data the client is "behind": its events wait in `pending`, newest
+ * per device (conflation), and go out, oldest seq first and within the byte bound, as the socket
+ * drains (the live sweep calls flush). What waits counts against the client too: past
+ * maxBufferedBytes waiting, it is closed at once. A snapshot is read a page at a time and written
+ * as one WebSocket message in fragments, each once the socket has room: a client that does not
+ * read holds one fragment and its bound, never the whole snapshot. Events that come meanwhile wait
+ * in order and are offered after it, so that none falls between the snapshot and the stream.
  */
-export class WsClient {
+export class WsClient implements LiveClient {
+  readonly kind = 'ws';
   filter: EventFilter;
   alive = true;
   /** Conflated events, newest per device, while behind; null while frames go straight out. */
   pending: Map<string, DeviceEvent> | null = null;
   /** When the client fell behind (ms), or null. */
   behindSince: number | null = null;
-  /** Events that came while a snapshot was read; null when none is read. */
+  /** Bytes of the frames waiting in `pending` and the queue (a snapshot's fragments wait in the socket's buffer). */
+  #waitingBytes = 0;
+  /** Events that came while a snapshot was written; null when none is. */
   #queue: DeviceEvent[] | null = null;
   #reading = false;
-  /** A subscribe came while a snapshot was read: read another one after it. */
+  /** A subscribe came while a snapshot was written: write another one after it. */
   #again = false;
+  /** Error frames for client frames that came while a snapshot was written. */
+  #errors: string[] = [];
 
   constructor(
     readonly socket: WebSocket,
+    readonly address: string,
     filter: EventFilter,
     private readonly limits: WsLimits,
-    /** Told when the client falls behind: the drain loop then flushes it, or closes it. */
-    private readonly onBehind: (client: WsClient) => void,
+    private readonly now: () => number,
   ) {
     this.filter = filter;
   }
 
+  unsentBytes(): number {
+    return this.socket.bufferedAmount + this.#waitingBytes;
+  }
+
   /** Called for every event of the stream, in seq order: must stay cheap. */
-  offer(event: DeviceEvent, now: number): void {
+  offer(event: DeviceEvent): void {
     if (!matches(this.filter, event.device)) return;
     if (this.#queue !== null && this.pending === null && this.#queue.length < QUEUE_WHILE_READING) {
       this.#queue.push(event);
+      this.#wait(wsFrame(event).length);
       return;
     }
     if (this.pending !== null) {
+      const replaced = this.pending.get(event.device.deviceId);
       this.pending.set(event.device.deviceId, event);
+      this.#wait(wsFrame(event).length - (replaced === undefined ? 0 : wsFrame(replaced).length));
       return;
     }
     if (this.#queue !== null || this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
       this.pending = new Map([[event.device.deviceId, event]]);
-      if (this.#queue === null) this.#fellBehind(now);
+      this.#wait(wsFrame(event).length);
+      if (this.#queue === null) this.behindSince ??= this.now();
       return;
     }
     this.socket.send(wsFrame(event));
@@ -98,7 +120,7 @@ export class WsClient {
 
   /** Sends what waits, oldest seq first, while the socket stays within the bound. True when caught up. */
   flush(): boolean {
-    if (this.#queue !== null) return false; // a snapshot is being read: its end flushes
+    if (this.#queue !== null) return false; // a snapshot is being written: its end flushes
     if (this.pending === null) return true;
     const waiting = [...this.pending.values()].sort((a, b) => a.seq - b.seq);
     for (let i = 0; i < waiting.length; i++) {
@@ -106,16 +128,26 @@ export class WsClient {
         this.pending = new Map(waiting.slice(i).map((e) => [e.device.deviceId, e]));
         return false;
       }
-      this.socket.send(wsFrame(waiting[i]!));
+      const frame = wsFrame(waiting[i]!);
+      this.#waitingBytes -= frame.length;
+      this.socket.send(frame);
     }
     this.pending = null;
+    this.#waitingBytes = 0;
     this.behindSince = null;
     return true;
   }
 
+  dropSlow(why: string): void {
+    this.pending = null;
+    this.#queue = null;
+    this.#waitingBytes = 0;
+    closeSocket(this.socket, WsClose.TryAgainLater, why);
+  }
+
   /**
-   * Reads a snapshot for the current filter and sends it, then the events that came meanwhile.
-   * One read at a time: a subscribe during a read asks for one more read after it.
+   * Writes a snapshot for the current filter, then the events that came meanwhile. One at a
+   * time: a subscribe during one asks for one more after it.
    */
   async sendSnapshot(store: DeviceStore): Promise<void> {
     if (this.#reading) {
@@ -125,31 +157,78 @@ export class WsClient {
     this.#reading = true;
     this.#queue = [];
     this.pending = null; // the snapshot replaces whatever waited
+    this.#waitingBytes = 0;
+    this.behindSince ??= this.now(); // a snapshot that takes longer than WS_SLOW_CLOSE_SECONDS is behind too
     try {
       do {
         this.#again = false;
-        const { devices, total } = await snapshot(store, this.filter, this.limits.snapshotLimit);
-        if (this.#again || this.socket.readyState !== this.socket.OPEN) continue;
-        const body = devices.map(deviceJson).join(',');
-        this.socket.send(`{"type":"snapshot","devices":[${body}],"total":${total},"truncated":${devices.length < total}}`);
-      } while (this.#again);
+        await this.#writeSnapshot(store);
+      } while (this.#again && this.#open());
     } finally {
       this.#reading = false;
-      const queued = this.#queue;
+      const queued = this.#queue ?? [];
       const conflated = this.pending as Map<string, DeviceEvent> | null;
       this.#queue = null;
       this.pending = null;
-      const now = Date.now();
-      for (const event of queued) this.offer(event, now);
-      if (conflated !== null) for (const event of [...conflated.values()].sort((a, b) => a.seq - b.seq)) this.offer(event, now);
+      this.#waitingBytes = 0;
+      this.behindSince = null;
+      const errors = this.#errors;
+      this.#errors = [];
+      if (this.#open()) {
+        for (const frame of errors) this.socket.send(frame);
+        for (const event of queued) this.offer(event);
+        if (conflated !== null) for (const event of [...conflated.values()].sort((a, b) => a.seq - b.seq)) this.offer(event);
+      }
     }
+  }
+
+  async #writeSnapshot(store: DeviceStore): Promise<void> {
+    let chunk = '{"type":"snapshot","devices":[';
+    let first = true;
+    const total = await readSnapshot(store, this.filter, this.limits.snapshotLimit, async (devices) => {
+      for (const device of devices) {
+        chunk += first ? deviceJson(device) : `,${deviceJson(device)}`;
+        first = false;
+        if (chunk.length < SNAPSHOT_FRAGMENT_BYTES) continue;
+        if (!(await this.#fragment(chunk, false))) return false;
+        chunk = '';
+      }
+      return true;
+    });
+    if (total === null || !this.#open()) return;
+    await this.#fragment(`${chunk}],"total":${total.total},"truncated":${total.sent < total.total}}`, true);
+  }
+
+  /** Sends one fragment of the snapshot; waits for the socket to take it when over the bound. False once closed. */
+  async #fragment(data: string, fin: boolean): Promise<boolean> {
+    if (!this.#open()) return false;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.once('close', done);
+      this.socket.send(data, { fin }, done);
+      if (this.socket.bufferedAmount <= this.limits.maxBufferedBytes) done();
+    });
+    return this.#open();
+  }
+
+  #open(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  #wait(bytes: number): void {
+    this.#waitingBytes += bytes;
+    // SPEC §5: what waits counts against the client's bound too
+    if (this.#waitingBytes > this.limits.maxBufferedBytes) this.dropSlow('too slow: reconnect and resubscribe');
   }
 
   /** A client frame: a subscribe replaces the filter; anything else gets an error frame. */
   async receive(data: Buffer, isBinary: boolean, store: DeviceStore): Promise<void> {
     // a client that sends frames but does not read their answers gets no more of them (SPEC §5 bound)
-    if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
-      this.socket.close(WsClose.TryAgainLater, 'too slow: reconnect and resubscribe');
+    if (this.unsentBytes() > this.limits.maxBufferedBytes) {
+      this.dropSlow('too slow: reconnect and resubscribe');
       return;
     }
     if (isBinary) return this.error('frames are JSON text, not binary');
@@ -160,22 +239,21 @@ export class WsClient {
       return this.error('frame is not JSON');
     }
     if (!validateSubscribe(frame)) return this.error(`invalid frame: ${frameProblem()}`);
-    this.filter = {
-      deviceIds: frame.deviceIds ? new Set(frame.deviceIds) : null,
-      states: frame.states ? new Set(frame.states) : null,
-    };
-    this.behindSince = null;
+    const filter = { deviceIds: frame.deviceIds ? new Set(frame.deviceIds) : null, states: frame.states ? new Set(frame.states) : null };
+    const problem = (filter.deviceIds && listProblem(filter.deviceIds, 'deviceId')) ?? (filter.states && listProblem(filter.states, 'state'));
+    if (problem) return this.error(`invalid frame: ${problem}`);
+    this.filter = filter;
     await this.sendSnapshot(store);
   }
 
   error(message: string): void {
-    this.socket.send(JSON.stringify({ type: 'error', message }));
-  }
-
-  #fellBehind(now: number): void {
-    if (this.behindSince !== null) return;
-    this.behindSince = now;
-    this.onBehind(this);
+    const frame = JSON.stringify({ type: 'error', message });
+    // no frame between a snapshot's fragments (it would continue the snapshot's message): after it
+    if (this.#reading) {
+      if (this.#errors.length < MAX_ERRORS_WAITING) this.#errors.push(frame);
+      return;
+    }
+    this.socket.send(frame);
   }
 }
 
@@ -188,7 +266,16 @@ function frameProblem(): string {
 
 const byId = (a: Device, b: Device): number => compareIds(a.deviceId, b.deviceId);
 
-async function snapshot(store: DeviceStore, filter: EventFilter, limit: number): Promise<{ devices: Device[]; total: number }> {
+/**
+ * Reads the devices of a snapshot in deviceId order, a page at a time, and hands each page to
+ * `page` (false from it: stop). Null when stopped, else the devices matching and those handed.
+ */
+export async function readSnapshot(
+  store: DeviceStore,
+  filter: EventFilter,
+  limit: number,
+  page: (devices: Device[]) => Promise<boolean>,
+): Promise<{ total: number; sent: number } | null> {
   if (filter.deviceIds !== null) {
     const devices: Device[] = [];
     for (const id of filter.deviceIds) {
@@ -196,61 +283,58 @@ async function snapshot(store: DeviceStore, filter: EventFilter, limit: number):
       if (device !== undefined && matches(filter, device)) devices.push(device);
     }
     devices.sort(byId);
-    return { devices: devices.slice(0, limit), total: devices.length };
+    const sent = Math.min(limit, devices.length);
+    for (let i = 0; i < sent; i += SNAPSHOT_PAGE) if (!(await page(devices.slice(i, Math.min(sent, i + SNAPSHOT_PAGE))))) return null;
+    return { total: devices.length, sent };
   }
-  if (filter.states === null) {
-    const page = await store.list({ limit });
-    return { devices: page.items, total: page.total };
+  // one cursor per state (one for all without a state filter), merged in deviceId order
+  const cursors = await Promise.all(
+    [...(filter.states ?? [undefined])].map(async (state) => {
+      const first = await store.list({ state, limit: Math.min(SNAPSHOT_PAGE, limit) });
+      return { state, items: first.items, at: 0, lastId: first.lastId, total: first.total };
+    }),
+  );
+  const total = cursors.reduce((sum, c) => sum + c.total, 0);
+  let sent = 0;
+  let out: Device[] = [];
+  while (sent < limit) {
+    let head: (typeof cursors)[number] | undefined;
+    for (const c of cursors) {
+      if (c.at === c.items.length && c.lastId !== null) {
+        const next = await store.list({ state: c.state, after: c.lastId, limit: Math.min(SNAPSHOT_PAGE, limit) });
+        c.items = next.items;
+        c.at = 0;
+        c.lastId = next.lastId;
+      }
+      if (c.at < c.items.length && (head === undefined || byId(c.items[c.at]!, head.items[head.at]!) < 0)) head = c;
+    }
+    if (head === undefined) break;
+    out.push(head.items[head.at++]!);
+    sent++;
+    if (out.length === SNAPSHOT_PAGE) {
+      if (!(await page(out))) return null;
+      out = [];
+    }
   }
-  const devices: Device[] = [];
-  let total = 0;
-  for (const state of filter.states) {
-    const page = await store.list({ state, limit });
-    devices.push(...page.items);
-    total += page.total;
-  }
-  devices.sort(byId);
-  return { devices: devices.slice(0, limit), total };
+  if (out.length > 0 && !(await page(out))) return null;
+  return { total, sent };
 }
 
 export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
   const { config } = opts;
   const { events, store } = app.devices;
-  const limits: WsLimits = {
-    maxBufferedBytes: config.wsMaxBufferedBytes,
-    slowCloseMs: config.wsSlowCloseMs,
-    snapshotLimit: config.wsSnapshotLimit,
-  };
+  const limits: WsLimits = { maxBufferedBytes: config.wsMaxBufferedBytes, snapshotLimit: config.wsSnapshotLimit };
   const clients = app.liveClients.ws;
-  const behind = new Set<WsClient>();
   const log = app.log.child({ module: 'ws' });
+  const now = (): number => app.devices.clock.now();
 
   const unsubscribe = events.subscribe((event) => {
-    const now = Date.now();
-    for (const client of clients) client.offer(event, now);
+    for (const client of clients) client.offer(event);
   });
-  const fellBehind = (client: WsClient): void => void behind.add(client);
-
-  // Clients that fell behind: flushed as their sockets drain, closed when behind too long.
-  const drainTimer = setInterval(() => {
-    const now = Date.now();
-    for (const client of behind) {
-      if (client.flush()) {
-        behind.delete(client);
-      } else if (client.behindSince !== null && now - client.behindSince > limits.slowCloseMs) {
-        behind.delete(client);
-        log.info({ behindMs: now - client.behindSince }, 'closing a /ws client that stayed behind');
-        client.socket.close(WsClose.TryAgainLater, 'too slow: reconnect and resubscribe');
-      }
-    }
-  }, Math.min(250, limits.slowCloseMs / 4));
-  drainTimer.unref();
-
   const pingTimer = pingLoop(clients, config.wsPingMs);
 
   app.addHook('preClose', async () => {
     unsubscribe();
-    clearInterval(drainTimer);
     clearInterval(pingTimer);
   });
 
@@ -267,7 +351,7 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
       throw new BRG_ERR_UPGRADE_REQUIRED('/ws');
     },
     wsHandler: (socket, request) => {
-      const client = new WsClient(socket, queryFilter(request.query), limits, fellBehind);
+      const client = new WsClient(socket, request.ip, queryFilter(request.query), limits, now);
       clients.add(client);
       trackPongs(client);
       request.log.debug({ client: request.ip, open: clients.size }, '/ws client connected');
@@ -279,13 +363,12 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
       });
       socket.on('close', (code: number) => {
         clients.delete(client);
-        behind.delete(client);
         request.log.debug({ client: request.ip, code, open: clients.size }, '/ws client disconnected');
       });
       if (request.query.snapshot) {
         client.sendSnapshot(store).catch((err: unknown) => {
           log.error({ err }, '/ws snapshot failed');
-          socket.close(WsClose.InternalError, 'snapshot failed');
+          closeSocket(socket, WsClose.InternalError, 'snapshot failed');
         });
       }
     },

@@ -50,3 +50,20 @@ t.test('a stream resumes after the seq of a durable store', async (t) => {
   t.same(stream.replayAfter(41), { kind: 'events', events: [event(42)] });
   t.same(stream.replayAfter(40), { kind: 'reset' }, 'events before the restart are gone');
 });
+
+t.test('next(seq): a reader that keeps only a seq walks the buffer, and learns when it fell off', async (t) => {
+  const stream = new EventStream(4, () => {});
+  t.equal(stream.next(0), undefined, 'nothing yet');
+  t.equal(stream.next(1), null, 'newer than the newest: no place in this stream');
+  for (let seq = 1; seq <= 6; seq++) stream.publish(event(seq));
+  const walk: number[] = [];
+  for (let at = 2, e = stream.next(at); e; at = e.seq, e = stream.next(at)) walk.push(e.seq);
+  t.same(walk, [3, 4, 5, 6], 'from the oldest reachable place to the newest, in order');
+  t.equal(stream.next(6), undefined, 'caught up');
+  t.equal(stream.next(1), null, 'the event after 1 has left the buffer');
+  t.ok(stream.reaches(2) && !stream.reaches(1) && !stream.reaches(7));
+  const zero = new EventStream(0, () => {});
+  zero.publish(event(1));
+  t.equal(zero.next(1), undefined, 'no buffer: caught up at the newest');
+  t.equal(zero.next(0), null, 'and nothing behind it');
+});

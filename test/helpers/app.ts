@@ -67,3 +67,15 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, wha
     clearTimeout(timer);
   }
 }
+
+/** Resolves once `condition` holds, checked once per turn of the event loop. */
+export function until(condition: () => boolean, what: () => string, timeoutMs = 5_000): Promise<void> {
+  const held = new Promise<void>((resolve) => {
+    const check = (): void => {
+      if (condition()) resolve();
+      else setImmediate(check);
+    };
+    check();
+  });
+  return withTimeout(held, timeoutMs, what);
+}

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import type { Deps } from '../../src/app.js';
 import type { DeviceEvent } from '../../src/devices/events.js';
 import { record } from '../helpers/records.js';
-import { buildTestApp, testConfig, withTimeout } from '../helpers/app.js';
+import { buildTestApp, testConfig, until, withTimeout } from '../helpers/app.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
 import { LogCapture } from '../helpers/log.js';
@@ -96,18 +96,6 @@ class SseClient {
   close(): void {
     this.req.destroy();
   }
-}
-
-/** Resolves once `condition` holds, checked once per turn of the event loop. */
-function until(condition: () => boolean, what: () => string, timeoutMs = 5_000): Promise<void> {
-  const held = new Promise<void>((resolve) => {
-    const check = (): void => {
-      if (condition()) resolve();
-      else setImmediate(check);
-    };
-    check();
-  });
-  return withTimeout(held, timeoutMs, what);
 }
 
 function portOf(app: FastifyInstance): number {
@@ -324,11 +312,11 @@ t.test('a device falling silent reaches /events as a silent event', async (t) =>
   t.same(checkFrameHeaders('sseSilent', { id: frame.id, event: frame.event }), []);
 });
 
-t.test('a client that never reads is dropped past WS_MAX_BUFFERED_BYTES; the others get every event', async (t) => {
+t.test('a client that never reads stops at WS_MAX_BUFFERED_BYTES and is dropped when its place leaves the buffer; the others get every event', async (t) => {
   const log = new LogCapture();
   const maxBufferedBytes = 65_536;
   const app = await listening(t, { WS_MAX_BUFFERED_BYTES: String(maxBufferedBytes), LOG_LEVEL: 'info' }, { logStream: log });
-  const before = app.devices.events.listenerCount;
+  const streams = app.liveClients.sse;
 
   // The slow client: a raw socket that reads the response head and then nothing more.
   const slow = net.connect(portOf(app), '127.0.0.1');
@@ -340,7 +328,7 @@ t.test('a client that never reads is dropped past WS_MAX_BUFFERED_BYTES; the oth
   const slowClosed = once(slow, 'close');
 
   const normal = await connect(t, app);
-  t.equal(app.devices.events.listenerCount, before + 2);
+  t.equal(streams.size, 2);
 
   const blob = 'x'.repeat(2000); // about 2.3 KB a block: 20 blocks stay within the bound for the reader
   const dropped = (): boolean => log.lines.some((l) => /too slow/.test(l.msg));
@@ -362,7 +350,8 @@ t.test('a client that never reads is dropped past WS_MAX_BUFFERED_BYTES; the oth
   t.equal(line.level, 30, 'logged at info');
   t.equal(line.client, '127.0.0.1', 'with the client address');
   t.ok((line.bufferedBytes as number) <= maxBufferedBytes + blockBytes, `its buffer stayed bounded (${String(line.bufferedBytes)} bytes)`);
-  t.equal(app.devices.events.listenerCount, before + 1, 'its listener is gone');
+  t.equal(streams.size, 1, 'it is no longer a live client');
+  t.ok(sent > app.devices.events.capacity, `not before its place left the buffer (${sent} events, EVENT_BUFFER ${app.devices.events.capacity})`);
 
   slow.resume(); // read what the kernel holds: then the end of the connection
   await withTimeout(slowClosed, 10_000, () => 'the slow client to see its connection closed');
@@ -385,12 +374,14 @@ t.test('a replay bigger than the bound is not held against the client; the bound
   for (let i = 0; i < 1000; i++) await feed(app, `replayed-${i % 20}`, i % 2 ? 'open' : 'close', { blob });
   const dropped = (): boolean => log.lines.some((l) => /too slow/.test(l.msg));
 
-  // a client that has not read yet: its replay of about 2.3 MB waits in the server's buffer
+  // a client that has not read yet: of its replay of about 2.3 MB, the server holds one bound
   const req = http.get({ host: '127.0.0.1', port: portOf(app), path: '/events', headers: { 'last-event-id': String(from) }, agent: false });
   t.teardown(() => void req.destroy());
   const [res] = (await withTimeout(once(req, 'response'), 10_000, () => 'the response')) as [IncomingMessage];
   for (let i = 0; i < 5; i++) await feed(app, `live-${i}`, 'open', { blob });
   t.notOk(dropped(), 'live events behind an undrained replay do not drop the client');
+  const [stream] = app.liveClients.sse;
+  t.ok(stream!.unsentBytes() <= maxBufferedBytes + 4096, `the replay is written as the socket drains (${stream!.unsentBytes()} bytes held)`);
 
   const client = new SseClient(req, res);
   const last = app.devices.events.lastSeq;
@@ -435,21 +426,19 @@ t.test('bad filters: 400 in the shared error shape; a client that leaves leaves 
   t.equal(huge.status, 431);
   t.same(Object.keys(huge.body).sort(), ['error', 'message', 'statusCode']);
 
-  const before = app.devices.events.listenerCount;
   const client = await connect(t, app);
-  t.equal(app.devices.events.listenerCount, before + 1);
+  t.equal(app.liveClients.sse.size, 1);
   await feed(app, 'leaving', 'open');
   await client.waitForEvents(1);
   client.close();
   await client.closed;
   // the server learns of it a moment later: wait on that, not on a sleep
-  await until(() => app.devices.events.listenerCount === before, () => `listeners ${app.devices.events.listenerCount}, expected ${before}`);
-  t.pass('the listener of the client that left is gone');
+  await until(() => app.liveClients.sse.size === 0, () => `${app.liveClients.sse.size} SSE clients, expected none`);
+  t.pass('the client that left is gone');
 });
 
 t.test('HEAD /events: the headers, no stream, and the connection serves the next request', async (t) => {
   const app = await listening(t);
-  const before = app.devices.events.listenerCount;
   const socket = net.connect(portOf(app), '127.0.0.1');
   t.teardown(() => void socket.destroy());
   socket.setEncoding('latin1');
@@ -475,13 +464,13 @@ t.test('HEAD /events: the headers, no stream, and the connection serves the next
   socket.write('HEAD /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   await got(/\r\n\r\n/);
   t.match(received, /^HTTP\/1\.1 200 [^]*content-type: text\/event-stream/);
-  t.equal(app.devices.events.listenerCount, before, 'no subscription');
+  t.equal(app.liveClients.sse.size, 0, 'no live client');
   socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   await got(/\r\n\r\nHTTP\/1\.1 200 [^]*\r\n\r\n/);
   t.pass('the next request on the connection is answered');
 });
 
-t.test('a client that leaves while the request is still in a hook gets no listener', async (t) => {
+t.test('a client that leaves while the request is still in a hook is no live client', async (t) => {
   // SPEC §9's API keys and rate limits will run async hooks before the handler: a client can leave meanwhile
   const app = await buildTestApp(t, testConfig(), { connectMqtt: false });
   let reached = (): void => {};
@@ -495,14 +484,13 @@ t.test('a client that leaves while the request is still in a hook gets no listen
     left();
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  const before = app.devices.events.listenerCount;
   const req = http.get({ host: '127.0.0.1', port: portOf(app), path: '/events', headers: { 'x-test-hold': '1' }, agent: false });
   req.on('error', () => {});
   await inHook;
   req.destroy();
   await hookDone;
   await new Promise((resolve) => setImmediate(resolve)); // the handler runs right after the hook
-  t.equal(app.devices.events.listenerCount, before);
+  t.equal(app.liveClients.sse.size, 0);
   await feed(app, 'nobody', 'open'); // and nothing is written to the closed response
 });
 
@@ -536,5 +524,6 @@ t.test('app.close() ends open streams at once, also one whose client does not re
   t.ok(clients.every((c) => c.res.complete), 'each reading stream ended cleanly, not aborted');
   stuck.resume();
   await withTimeout(stuckClosed, 5_000, () => 'the stuck client to see its connection end');
+  t.equal(app.liveClients.sse.size, 0);
   t.equal(app.devices.events.listenerCount, 0);
 });
