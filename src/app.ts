@@ -44,6 +44,9 @@ export function openStore(config: Config): DeviceStore {
   });
 }
 
+/** A request's headers and body arrive within this, or the connection is cut (SPEC §9). */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 /** After a request that was in flight, its connection holds close() this long at most. */
 const CLOSE_CONNECTIONS_AFTER_MS = 5000;
 
@@ -82,7 +85,10 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     },
     // SPEC §5: device ids of 128 characters, percent-encoded (up to 12 bytes a character)
     routerOptions: { maxParamLength: 2048 },
-    requestTimeout: 30_000,
+    // SPEC §9: a client sending its headers or body slowly is cut at 30 s (408). Node checks these
+    // bounds every connectionsCheckingInterval (30 s by default: cuts came at up to 60 s): every second.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    http: { headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
     // a number of hops works too (lib/request.js), but the types lack it
     trustProxy: config.http.trustProxy as boolean | string[],
     bodyLimit: 1_048_576,

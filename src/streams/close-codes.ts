@@ -4,6 +4,8 @@
 export const WsClose = {
   Normal: 1000,
   GoingAway: 1001,
+  /** A client broke the WebSocket protocol (ws sends the precise code itself: 1002, 1007, 1009). */
+  ProtocolError: 1002,
   /** A client frame over maxPayload (ws closes with it by itself). */
   MessageTooBig: 1009,
   InternalError: 1011,

@@ -4,6 +4,7 @@ import websocket from '@fastify/websocket';
 import type { StreamsConfig } from '../config.js';
 import type { OpenApiDocument } from '../http/openapi.js';
 import { closeSocket, startSweep, type LiveClient } from '../live/clients.js';
+import { throttledWarn } from '../log-throttle.js';
 import { WsClose } from './close-codes.js';
 import type { Peer } from './keepalive.js';
 import { StreamSlots } from './slots.js';
@@ -13,8 +14,11 @@ import type { WsClient } from './ws.js';
 // SPEC §5: the live streams, /ws and /events, both fed by the one event stream (devices/events.ts).
 
 export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
-/** On shutdown, how long a peer has to answer the close frame. */
+/** On shutdown, or after a client's protocol error, how long a peer has to answer the close frame. */
 const CLOSE_GRACE_MS = 1000;
+/** Clients' protocol errors: one warn line per kind per 10 s, like rejected messages. */
+const CLIENT_ERROR_LOG_EVERY_MS = 10_000;
+const CONNECTION_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 export interface StreamsPluginOptions {
   doc: OpenApiDocument;
@@ -88,8 +92,22 @@ export function socketRoutes(routes: ((app: FastifyInstance) => Promise<void>)[]
 async function registerWebsocket(app: FastifyInstance): Promise<void> {
   // One server for /ws and /graphql: maxPayload is set here for both (the ws default is 100 MiB).
   // A bigger client frame closes the socket with 1009.
+  const warn = throttledWarn<string>(app.log.child({ module: 'websocket' }), CLIENT_ERROR_LOG_EVERY_MS, () => app.devices.clock.now());
   await app.register(websocket, {
     options: { maxPayload: MAX_CLIENT_FRAME_BYTES },
+    errorHandler(error, socket, request) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      // A client's mistake (a frame over 64 KiB, invalid UTF-8, no mask…) or its connection gone:
+      // ws has sent the close code that says which; a warn line at most per kind per 10 s, no stack.
+      if (code.startsWith('WS_ERR_') || CONNECTION_GONE.has(code)) {
+        warn(code, { client: request.ip, code, error: error.message }, 'WebSocket client error: connection closed');
+        closeSocket(socket, WsClose.ProtocolError, 'protocol error'); // does nothing when ws is closing it already
+        setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+        return;
+      }
+      request.log.error({ err: error }, 'WebSocket failed');
+      socket.terminate();
+    },
     // every WebSocket (/ws and /graphql) is told why it closes: 1001, the server goes away
     preClose(done) {
       for (const socket of this.websocketServer.clients) {
