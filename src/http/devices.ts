@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Device } from '../devices/types.js';
 import { BRG_ERR_DEVICE_NOT_FOUND, BRG_ERR_INVALID_CURSOR } from '../errors.js';
 import { route, type OpenApiDocument } from './openapi.js';
 
@@ -12,6 +13,27 @@ interface ListQuerystring {
 }
 
 const CURSOR_PREFIX = 'd:';
+
+/**
+ * A page of devices is cut at about this many bytes, whatever its `limit`: 1,000 devices with 64 KiB
+ * of attributes each would be a 64 MiB answer, held whole for a client that reads it slowly.
+ * The client follows nextCursor as for any page.
+ */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+/** A device's JSON without its attributes is about this long (schema/device.schema.json). */
+const DEVICE_BYTES = 400;
+
+/** The first devices whose JSON stays within about `maxBytes`, one at least. */
+export function withinBytes(devices: Device[], maxBytes: number): Device[] {
+  let bytes = 0;
+  for (let i = 0; i < devices.length; i++) {
+    bytes += DEVICE_BYTES;
+    // their JSON's length in UTF-16 units: escapes counted; at most 3 bytes each in UTF-8
+    bytes += JSON.stringify(devices[i]!.attributes).length;
+    if (bytes > maxBytes && i > 0) return devices.slice(0, i);
+  }
+  return devices;
+}
 
 /** Opaque to clients: the last deviceId of the page, so pages stay stable while devices come and go. */
 export function encodeCursor(deviceId: string): string {
@@ -35,7 +57,9 @@ export async function deviceRoutes(app: FastifyInstance, opts: { doc: OpenApiDoc
       const { state, silent, limit, cursor } = request.query;
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
       const page = await store.list({ state, silent, after, limit });
-      return { items: page.items, nextCursor: page.lastId === null ? null : encodeCursor(page.lastId), total: page.total };
+      const items = withinBytes(page.items, MAX_PAGE_BYTES);
+      const lastId = items.length < page.items.length ? items[items.length - 1]!.deviceId : page.lastId;
+      return { items, nextCursor: lastId === null ? null : encodeCursor(lastId), total: page.total };
     },
   });
 

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DeviceEvent } from '../../src/devices/events.js';
 import { record } from '../helpers/records.js';
 import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
+import { MAX_PAGE_BYTES } from '../../src/http/devices.js';
 
 const NOW = 1_800_000_000_000; // ms
 
@@ -31,6 +32,27 @@ t.test('GET /devices pages through every device once, in deviceId order', async 
     if (cursor === null) break;
   }
   t.same(seen, [...ids].sort());
+});
+
+t.test('GET /devices cuts a page at about 4 MiB, whatever its limit; nextCursor goes on from there', async (t) => {
+  const app = await appWith(t);
+  const pad = 'a'.repeat(60_000);
+  for (let i = 0; i < 150; i++) {
+    await app.devices.accept(record({ deviceId: `fat-${String(i).padStart(3, '0')}`, timestamp: 1_799_990_000, attributes: { pad } }), NOW);
+  }
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const res = await app.inject({ url: '/devices', query: { limit: '1000', ...(cursor ? { cursor } : {}) } });
+    t.ok(res.body.length <= MAX_PAGE_BYTES + 64 * 1024, `page ${++pages}: ${res.body.length} bytes`);
+    const body = res.json() as { items: { deviceId: string }[]; nextCursor: string | null; total: number };
+    t.equal(body.total, 150);
+    seen.push(...body.items.map((d) => d.deviceId));
+    cursor = body.nextCursor;
+  } while (cursor !== null && pages < 10);
+  t.ok(pages > 1, `cut into ${pages} pages`);
+  t.same(seen, Array.from({ length: 150 }, (_, i) => `fat-${String(i).padStart(3, '0')}`), 'every device once, in order');
 });
 
 t.test('GET /devices filters by state and silence', async (t) => {
