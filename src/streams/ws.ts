@@ -97,7 +97,8 @@ export class WsClient implements LiveClient {
 
   /** Called for every event of the stream, in seq order: must stay cheap. */
   offer(event: DeviceEvent): void {
-    if (!matches(this.filter, event.device)) return;
+    // closing: ws would count what is sent now, and the client would soon be dropped again
+    if (this.socket.readyState !== this.socket.OPEN || !matches(this.filter, event.device)) return;
     if (this.#queue !== null && this.pending === null && this.#queue.length < QUEUE_WHILE_READING) {
       this.#queue.push(event);
       this.#wait(wsFrame(event).length);
