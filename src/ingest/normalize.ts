@@ -1,7 +1,10 @@
+/// <reference lib="es2024.string" />
+// String.prototype.isWellFormed: Node 20 has it; the ES2022 lib this project targets does not declare it
 import { isUtf8 } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { Ajv } from 'ajv';
 import type { DeviceRecord } from '../devices/types.js';
+import { mayHideDigits, numberTokens, sameNumber } from './exact-numbers.js';
 
 // SPEC §3: a WiiHey message (key-value JSON with vendor aliases and quirks) → the canonical
 // record of schema/record.schema.json, or a rejection with a reason. A rejection is data.
@@ -55,7 +58,10 @@ const ALIASES: ReadonlyMap<string, Field> = new Map([
 
 const require = createRequire(import.meta.url);
 const ajv = new Ajv({ allErrors: false, strict: true });
-const validateRecord = ajv.compile<DeviceRecord>(require('../../schema/record.schema.json'));
+const recordSchema = require('../../schema/record.schema.json') as { properties: Record<Field, object> };
+const validateRecord = ajv.compile<DeviceRecord>(recordSchema);
+// one field's rules, for two aliases of it: each is held to them before the two are compared
+const validateField = new Map([...new Set(ALIASES.values())].map((field) => [field, ajv.compile(recordSchema.properties[field])]));
 
 const DIGITS = /^\d+$/;
 const INTEGER = /^-?\d+$/;
@@ -68,14 +74,20 @@ class Invalid {
   ) {}
 }
 
+/** A JSON number that no double holds (SPEC §3: never store a different number), as the payload wrote it. */
+class NumberText {
+  constructor(readonly text: string) {}
+}
+
 export function normalize(payload: Buffer, nowSeconds: number, limits: NormalizeLimits): Normalized {
   if (payload.length > limits.maxMessageBytes) {
     return reject('too_large', `${payload.length} bytes, over MAX_MESSAGE_BYTES ${limits.maxMessageBytes}`);
   }
   if (!isUtf8(payload)) return reject('invalid_utf8', 'payload is not valid UTF-8');
+  const text = payload.toString('utf8');
   let message: unknown;
   try {
-    message = JSON.parse(payload.toString('utf8'));
+    message = JSON.parse(text);
   } catch (err) {
     return reject('not_json', (err as Error).message);
   }
@@ -83,7 +95,7 @@ export function normalize(payload: Buffer, nowSeconds: number, limits: Normalize
     return reject('not_object', `payload is ${Array.isArray(message) ? 'an array' : message === null ? 'null' : typeof message}`);
   }
   try {
-    return { ok: true, record: toRecord(message as Record<string, unknown>, nowSeconds, limits) };
+    return { ok: true, record: toRecord(message as Record<string, unknown>, text, nowSeconds, limits, null) };
   } catch (err) {
     if (err instanceof Invalid) return reject(err.reason, err.detail);
     throw err;
@@ -94,24 +106,56 @@ function reject(reason: RejectionReason, detail: string): Normalized {
   return { ok: false, reason, detail };
 }
 
-function toRecord(message: Record<string, unknown>, nowSeconds: number, limits: NormalizeLimits): DeviceRecord {
+/**
+ * `numbers` is null on the fast path (JSON.parse alone). Once a number of the message may not be
+ * the number its payload wrote, the message is read again with the source text of its numbers.
+ */
+function toRecord(
+  message: Record<string, unknown>,
+  text: string,
+  nowSeconds: number,
+  limits: NormalizeLimits,
+  numbers: ReadonlyMap<string, string> | null,
+): DeviceRecord {
   const found: Partial<Record<Field, unknown>> = {};
   const keyOf: Partial<Record<Field, string>> = {};
+  let textChecked = false;
   // Object.keys: own keys only, so '__proto__' and 'constructor' stay data (SPEC §3)
   for (const key of Object.keys(message)) {
+    let value = message[key];
+    if (typeof value === 'number') {
+      if (numbers === null) {
+        if (!Number.isSafeInteger(value) || (!textChecked && mayHideDigits(text))) {
+          return toRecord(message, text, nowSeconds, limits, numberTokens(text));
+        }
+        textChecked = true;
+      } else {
+        const token = numbers.get(key);
+        if (token !== undefined && !sameNumber(token, value)) {
+          // SPEC §3: every original value is kept; one that no double holds, as the text of its digits
+          value = new NumberText(token);
+          Object.defineProperty(message, key, { value: token, writable: true, enumerable: true, configurable: true });
+        }
+      }
+    }
     const field = ALIASES.get(key.toLowerCase());
-    const value = message[key];
     if (field === undefined) {
       // SPEC §2: key-value, values string, number or boolean. Nesting is refused: kept in
       // attributes it would reach every serializer, and deep enough it overflows the stack.
-      if (typeof value === 'object' && value !== null) {
+      if (typeof value === 'object' && value !== null && !(value instanceof NumberText)) {
         throw new Invalid('invalid_field', `${JSON.stringify(key)} must be a string, number or boolean, not ${Array.isArray(value) ? 'an array' : 'an object'}`);
       }
       continue;
     }
     if (value === null) continue; // a field sent as null is a field not sent
-    if (keyOf[field] !== undefined && found[field] !== value) {
-      throw new Invalid('conflicting_keys', `${JSON.stringify(keyOf[field])} and ${JSON.stringify(key)} disagree`);
+    const first = keyOf[field];
+    if (first !== undefined) {
+      // SPEC §3: aliases agree when their values normalize to the same value (Battery 5 and
+      // BatteryLevel "5"); an alias whose value is invalid is refused for that, not as a conflict
+      if (checked(field, found[field], first) !== checked(field, value, key)) {
+        throw new Invalid('conflicting_keys', `${JSON.stringify(first)} and ${JSON.stringify(key)} disagree`);
+      }
+      continue;
     }
     found[field] = value;
     keyOf[field] = key;
@@ -122,21 +166,20 @@ function toRecord(message: Record<string, unknown>, nowSeconds: number, limits: 
   const timestamp = found.timestamp === undefined ? nowSeconds : toTimestamp(found.timestamp, keyOf.timestamp!);
 
   const record: DeviceRecord = {
-    deviceId: toText(found.deviceId, keyOf.deviceId!, 'invalid_device_id', false),
-    appId: found.appId === undefined ? null : toText(found.appId, keyOf.appId!, 'invalid_field', true),
-    state: typeof found.state === 'string' ? found.state : invalidType('invalid_state', keyOf.state!, found.state),
+    deviceId: toDeviceId(found.deviceId, keyOf.deviceId!),
+    appId: found.appId === undefined ? null : toText(found.appId, keyOf.appId!, true),
+    state: toState(found.state, keyOf.state!),
     timestamp,
     batteryLevel: found.batteryLevel === undefined ? null : toInteger(found.batteryLevel, keyOf.batteryLevel!),
-    imei: found.imei === undefined ? null : toText(found.imei, keyOf.imei!, 'invalid_field', true),
-    iccid: found.iccid === undefined ? null : toText(found.iccid, keyOf.iccid!, 'invalid_field', true),
+    imei: found.imei === undefined ? null : toText(found.imei, keyOf.imei!, false),
+    iccid: found.iccid === undefined ? null : toText(found.iccid, keyOf.iccid!, false),
     csq: found.csq === undefined ? null : toInteger(found.csq, keyOf.csq!),
     attributes: message,
   };
   if (!validateRecord(record)) {
     const error = validateRecord.errors![0]!;
     const field = error.instancePath.slice(1) as Field;
-    const reason = field === 'deviceId' ? 'invalid_device_id' : field === 'state' ? 'invalid_state' : 'invalid_field';
-    throw new Invalid(reason, `${keyOf[field] ?? field} ${error.message ?? 'is invalid'}`);
+    throw new Invalid(reasonFor(field), `${keyOf[field] ?? field} ${error.message ?? 'is invalid'}`);
   }
   if (timestamp > nowSeconds + limits.maxClockSkewSeconds) {
     // SPEC §3: a far-future timestamp would pin the device's state forever
@@ -148,17 +191,67 @@ function toRecord(message: Record<string, unknown>, nowSeconds: number, limits: 
   return record;
 }
 
-function invalidType(reason: RejectionReason, key: string, value: unknown): never {
-  throw new Invalid(reason, `${key} must not be ${Array.isArray(value) ? 'an array' : typeof value}`);
+function reasonFor(field: Field): RejectionReason {
+  return field === 'deviceId' ? 'invalid_device_id' : field === 'state' ? 'invalid_state' : 'invalid_field';
 }
 
-/** A string; a number becomes a string where the vendor sends either (integers only for ids). */
-function toText(value: unknown, key: string, reason: RejectionReason, anyNumber: boolean): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' && (anyNumber ? Number.isFinite(value) : Number.isSafeInteger(value))) {
-    return String(value);
+/** One key's value as its field's value, held to the field's rules of schema/record.schema.json. */
+function checked(field: Field, value: unknown, key: string): string | number {
+  const normalized = convert(field, value, key);
+  const validate = validateField.get(field)!;
+  if (!validate(normalized)) throw new Invalid(reasonFor(field), `${key} ${validate.errors![0]!.message ?? 'is invalid'}`);
+  return normalized;
+}
+
+function convert(field: Field, value: unknown, key: string): string | number {
+  switch (field) {
+    case 'deviceId':
+      return toDeviceId(value, key);
+    case 'state':
+      return toState(value, key);
+    case 'appId':
+      return toText(value, key, true);
+    case 'imei':
+    case 'iccid':
+      return toText(value, key, false);
+    case 'timestamp':
+      // a 13-digit value and its seconds agree: both are the same record (SPEC §3 compares normalized values)
+      return toTimestamp(value, key);
+    case 'batteryLevel':
+    case 'csq':
+      return toInteger(value, key);
   }
-  return invalidType(reason, key, value);
+}
+
+function invalidType(reason: RejectionReason, key: string, value: unknown): never {
+  throw new Invalid(reason, `${key} must not be ${value instanceof NumberText ? 'a number' : Array.isArray(value) ? 'an array' : typeof value}`);
+}
+
+/** SPEC §3: an id or state with a lone surrogate could never be asked for by name. */
+function wellFormed(value: string, key: string): string {
+  if (value.isWellFormed()) return value;
+  throw new Invalid('invalid_field', `${key} is not well-formed Unicode (a lone surrogate)`);
+}
+
+/** A string, or an integer as its digits (one beyond 2^53 as the payload wrote them). */
+function toDeviceId(value: unknown, key: string): string {
+  if (typeof value === 'string') return wellFormed(value, key);
+  // below 1e21 String() writes an integer's digits, never an exponent
+  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) < 1e21) return String(value);
+  if (value instanceof NumberText && INTEGER.test(value.text)) return value.text;
+  return invalidType('invalid_device_id', key, value);
+}
+
+function toState(value: unknown, key: string): string {
+  return typeof value === 'string' ? wellFormed(value, key) : invalidType('invalid_state', key, value);
+}
+
+/** A string; a number becomes a string (SPEC §3 for appId, IMEI and ICCID), one no double holds as written. */
+function toText(value: unknown, key: string, id: boolean): string {
+  if (typeof value === 'string') return id ? wellFormed(value, key) : value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (value instanceof NumberText) return value.text;
+  return invalidType('invalid_field', key, value);
 }
 
 function toInteger(value: unknown, key: string): number {
@@ -183,6 +276,7 @@ function toTimestamp(value: unknown, key: string): number {
 }
 
 function describe(value: unknown): string {
+  if (value instanceof NumberText) value = value.text;
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return Array.isArray(value) ? 'an array' : typeof value;

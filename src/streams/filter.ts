@@ -1,3 +1,5 @@
+/// <reference lib="es2024.string" />
+// String.prototype.isWellFormed: Node 20 has it; the ES2022 lib this project targets does not declare it
 import type { Device } from '../devices/types.js';
 import { BRG_ERR_INVALID_FILTER } from '../errors.js';
 
@@ -28,6 +30,7 @@ export function parseList(value: string | undefined): Set<string> | null {
   return items.length === 0 ? null : new Set(items);
 }
 
+// SPEC §3: in code points, as ajv's maxLength counts them for the ids and states ingest accepts
 const MAX_ID_LENGTH = 128;
 const MAX_STATE_LENGTH = 64;
 
@@ -37,9 +40,25 @@ export function listProblem(items: Iterable<string>, what: 'deviceId' | 'state')
   let n = 0;
   for (const item of items) {
     if (++n > MAX_FILTER_ITEMS) return `more than ${MAX_FILTER_ITEMS} values of ${what}`;
-    if (item.length > max) return `a ${what} longer than ${max} characters`;
+    // UTF-16 units are never fewer than code points: only a long one needs counting
+    if (item.length > max && codePoints(item) > max) return `a ${what} longer than ${max} characters`;
+    // SPEC §3: ingest refuses ids and states with a lone surrogate, so such a filter could never match
+    if (!item.isWellFormed()) return `a ${what} that is not well-formed Unicode (a lone surrogate)`;
   }
   return null;
+}
+
+/** Unicode code points; a lone surrogate counts as one, as in ajv's ucs2length. */
+function codePoints(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++, n++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+  }
+  return n;
 }
 
 /** `?deviceId=a,b&state=open` as a filter; a BRG_ERR_INVALID_FILTER (400) when it is not one. */
