@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { LogThrottle } from '../log-throttle.js';
 import type { RejectionReason } from './normalize.js';
 
 // SPEC §3: rejections are counted by reason, logged at warn without flooding the log,
@@ -21,9 +22,9 @@ const LOG_EVERY_MS = 10_000; // at most one warn line per reason per 10 s; the r
 export class RejectionLog {
   readonly #items: Rejection[] = [];
   readonly #counts = new Map<RejectionReason, number>();
-  readonly #suppressed = new Map<RejectionReason, number>();
-  readonly #lastLogged = new Map<RejectionReason, number>();
   #total = 0;
+  #now = 0;
+  readonly #throttle = new LogThrottle<RejectionReason>(LOG_EVERY_MS, () => this.#now);
 
   constructor(private readonly log: FastifyBaseLogger) {}
 
@@ -44,16 +45,9 @@ export class RejectionLog {
     };
     if (this.#items.unshift(rejection) > KEEP) this.#items.pop();
 
-    const last = this.#lastLogged.get(reason);
-    if (last !== undefined && nowMs - last < LOG_EVERY_MS) {
-      this.#suppressed.set(reason, (this.#suppressed.get(reason) ?? 0) + 1);
-      return;
-    }
-    const suppressed = this.#suppressed.get(reason) ?? 0;
-    this.#suppressed.delete(reason);
-    this.#lastLogged.set(reason, nowMs);
+    this.#now = nowMs;
     // pino writes JSON: device-controlled text cannot forge log lines (SPEC §9)
-    this.log.warn({ topic, reason, detail, suppressed }, 'MQTT message rejected');
+    this.#throttle.line(reason, (suppressed) => this.log.warn({ topic, reason, detail, suppressed }, 'MQTT message rejected'));
   }
 
   /** Newest first. */
