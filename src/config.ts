@@ -51,6 +51,10 @@ const schema = {
     // SPEC §9: the sum of every live client's unsent bytes; past it the slowest are closed; 0: no bound
     STREAMS_MAX_TOTAL_BUFFERED_BYTES: { type: 'integer', minimum: 0, default: 268_435_456 },
     GRAPHQL_MAX_ITEMS: { type: 'integer', minimum: 1, default: 10_000 },
+    // about 1 µs of execution each on a 2-core machine: 30 ms at most; GraphiQL's introspection counts 4,600
+    GRAPHQL_MAX_FIELDS: { type: 'integer', minimum: 1, default: 30_000 },
+    // 4 MiB: a page of 1,000 devices with their attributes fits several times over
+    GRAPHQL_MAX_RESPONSE_BYTES: { type: 'integer', minimum: 1024, default: 4_194_304 },
     GRAPHQL_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 64, default: 8 },
     GRAPHQL_INIT_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 3 }, // graphql-ws: 4408 after 3 s
     // SPEC §6/§7: durable state here; empty: memory only (an empty variable counts as unset, so "none")
@@ -104,6 +108,8 @@ interface Env {
   SSE_KEEPALIVE_SECONDS: number;
   STREAMS_MAX_TOTAL_BUFFERED_BYTES: number;
   GRAPHQL_MAX_ITEMS: number;
+  GRAPHQL_MAX_FIELDS: number;
+  GRAPHQL_MAX_RESPONSE_BYTES: number;
   GRAPHQL_MAX_DEPTH: number;
   GRAPHQL_INIT_TIMEOUT_SECONDS: number;
   DATA_DIR: string;
@@ -141,6 +147,10 @@ export interface StreamsConfig {
 export interface GraphqlConfig {
   /** List items one query may ask for in all (SPEC §5). */
   maxItems: number;
+  /** Fields one query may ask for in all, each once per object it is on (graphql/limits.ts). */
+  maxFields: number;
+  /** Bytes one answer may have, queries and each subscription event alike (graphql/answer.ts). */
+  maxResponseBytes: number;
   maxDepth: number;
   /** graphql-ws: a socket that sends no connection_init this long is closed with 4408. */
   initTimeoutMs: number;
@@ -302,6 +312,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
     },
     graphql: {
       maxItems: env.GRAPHQL_MAX_ITEMS,
+      maxFields: env.GRAPHQL_MAX_FIELDS,
+      maxResponseBytes: env.GRAPHQL_MAX_RESPONSE_BYTES,
       maxDepth: env.GRAPHQL_MAX_DEPTH,
       initTimeoutMs: env.GRAPHQL_INIT_TIMEOUT_SECONDS * 1000,
     },

@@ -181,3 +181,16 @@ t.test('the process exits 1 with one line on an unusable DATA_DIR', async (t) =>
   t.equal(result.status, 1);
   t.equal(result.stderr, `wiihey-bridge: DATA_DIR ${dir}: wiihey-bridge.db is not a wiihey-bridge database\n`);
 });
+
+t.test('GraphQL bounds: list items, fields and answer bytes of one query, depth (SPEC §5, issue 13)', async (t) => {
+  const { graphql } = load({});
+  t.same(
+    { maxItems: graphql.maxItems, maxFields: graphql.maxFields, maxResponseBytes: graphql.maxResponseBytes, maxDepth: graphql.maxDepth },
+    { maxItems: 10_000, maxFields: 30_000, maxResponseBytes: 4_194_304, maxDepth: 8 },
+  );
+  const set = load({ GRAPHQL_MAX_FIELDS: '5000', GRAPHQL_MAX_RESPONSE_BYTES: '65536' }).graphql;
+  t.same([set.maxFields, set.maxResponseBytes], [5000, 65_536]);
+  t.equal(refused({ GRAPHQL_MAX_FIELDS: '0' }), 'GRAPHQL_MAX_FIELDS must be >= 1, got "0"');
+  t.equal(refused({ GRAPHQL_MAX_FIELDS: 'many' }), 'GRAPHQL_MAX_FIELDS must be integer, got "many"');
+  t.equal(refused({ GRAPHQL_MAX_RESPONSE_BYTES: '100' }), 'GRAPHQL_MAX_RESPONSE_BYTES must be >= 1024, got "100"');
+});

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import mercurius from 'mercurius';
-import { GraphQLError, execute, getOperationAST, parse, type ExecutionResult } from 'graphql';
 import type { WebSocket } from 'ws';
 import type { GraphqlConfig, StreamsConfig } from '../config.js';
 import { ApiKeys } from '../http/auth.js';
@@ -11,12 +10,14 @@ import { pingLoop, trackPongs, type Peer } from '../streams/keepalive.js';
 import { graphiqlRoutes } from './graphiql.js';
 import { costRule, depthRule } from './limits.js';
 import { GqlConnection } from './protocol.js';
+import { BAD_REQUEST, GraphqlRunner, readRequest, requestErrors } from './run.js';
 import { SDL, resolvers } from './schema.js';
 import { SubscriptionHub } from './subscriptions.js';
 
-// SPEC §5 GraphQL: mercurius builds the executable schema and runs HTTP queries; the transport
-// is ours: POST/GET /graphql, graphql-ws subscriptions on the same path fed by the one event
-// stream (subscriptions.ts), and GraphiQL served from local files (no CDN).
+// SPEC §5 GraphQL: mercurius builds the executable schema; the rest is ours: POST/GET /graphql
+// and graphql-ws subscribe messages, all taking run.ts's one way (the same bounds on every
+// transport, issue 13), subscriptions on the same path fed by the one event stream
+// (subscriptions.ts), and GraphiQL served from local files (no CDN).
 
 export interface GraphqlPluginOptions {
   doc: OpenApiDocument;
@@ -25,19 +26,13 @@ export interface GraphqlPluginOptions {
   apiKeys: ApiKeys;
 }
 
-/** Tokens one document may have: GraphiQL's introspection query has about 700. */
+/** Tokens one document may have: GraphiQL's introspection query has about 190. */
 const MAX_TOKENS = 5000;
-
-interface GraphqlBody {
-  query?: string;
-  variables?: Record<string, unknown> | string | null;
-  operationName?: string | null;
-}
 
 /** The transport of GET /graphql, registered with the WebSocket routes (streams/plugin.ts socketRoutes). */
 export interface GraphqlTransport {
-  /** A query over plain HTTP GET. */
-  get(query: GraphqlBody, reply: FastifyReply): Promise<unknown>;
+  /** A query over plain HTTP GET: its query string. */
+  get(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
   /** A graphql-ws connection. */
   open(socket: WebSocket, request: FastifyRequest): void;
 }
@@ -51,10 +46,11 @@ declare module 'fastify' {
 
 async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): Promise<void> {
   const { config } = opts;
-  const rules = [depthRule(config.maxDepth), costRule(config.maxItems)];
+  const rules = [depthRule(config.maxDepth), costRule({ maxItems: config.maxItems, maxFields: config.maxFields })];
+  const leaves = new WeakSet<object>();
   await app.register(mercurius, {
     schema: SDL,
-    resolvers: resolvers(app) as never,
+    resolvers: resolvers(app, leaves) as never,
     routes: false,
     graphiql: false,
     allowBatchedQueries: false,
@@ -63,48 +59,43 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
   });
   const schema = app.graphql.schema;
   const log = app.log.child({ module: 'graphql' });
-  const hub = new SubscriptionHub(schema, (err) => log.error({ err }, 'subscription execution failed'));
+  const onError = (err: unknown): void => log.error({ err }, 'graphql execution failed');
+  const runner = new GraphqlRunner({ schema, rules, maxTokens: MAX_TOKENS, maxResponseBytes: config.maxResponseBytes, leaves, onError });
+  const hub = new SubscriptionHub(schema, {
+    maxResponseBytes: config.maxResponseBytes,
+    leaves,
+    onError: (err) => log.error({ err }, 'subscription execution failed'),
+  });
   app.decorate('subscriptions', hub);
   const unsubscribe = app.devices.events.subscribe((event) => hub.publish(event));
 
-  /** A query over HTTP: 400 with `errors` for a document that does not validate. */
-  async function runHttp(body: GraphqlBody, reply: FastifyReply, method: 'GET' | 'POST'): Promise<unknown> {
-    if (typeof body.query !== 'string' || body.query === '') return graphqlErrors(reply, 400, 'a query is required');
-    let variables: Record<string, unknown> | undefined;
-    if (typeof body.variables === 'string') {
-      try {
-        variables = JSON.parse(body.variables) as Record<string, unknown>;
-      } catch {
-        return graphqlErrors(reply, 400, 'variables must be JSON');
-      }
-    } else {
-      variables = body.variables ?? undefined;
+  /**
+   * A query over HTTP. SPEC §5: what is no GraphQL request, or does not parse or validate, or is
+   * over a limit, is a 400 in GraphQL's error shape, logged below error level.
+   */
+  async function runHttp(request: FastifyRequest, body: unknown, reply: FastifyReply, method: 'GET' | 'POST'): Promise<unknown> {
+    const read = readRequest(body);
+    if (typeof read === 'string') {
+      request.log.info({ code: BAD_REQUEST }, read);
+      return graphqlErrors(reply, 400, read, BAD_REQUEST);
     }
-    const operationName = body.operationName ?? undefined;
-    try {
-      const operation = getOperationAST(parse(body.query, { maxTokens: MAX_TOKENS }), operationName);
-      if (operation?.operation === 'subscription') {
-        return graphqlErrors(reply, 400, 'subscriptions run over WebSocket at /graphql (graphql-ws protocol)');
-      }
-      if (method === 'GET' && operation && operation.operation !== 'query') {
-        return graphqlErrors(reply, 405, 'only queries can be sent with GET');
-      }
-    } catch {
-      // a syntax error: mercurius reports it below, in its own words
+    const prepared = await runner.prepare(read);
+    if (!('document' in prepared)) return reply.code(400).send(requestErrors(prepared));
+    if (prepared.operation.operation === 'subscription') {
+      return graphqlErrors(reply, 400, 'subscriptions run over WebSocket at /graphql (graphql-ws protocol)');
     }
-    try {
-      return publicResult(await app.graphql(body.query, {}, variables, operationName));
-    } catch (err) {
-      const e = err as { errors?: readonly GraphQLError[]; statusCode?: number };
-      if (!Array.isArray(e.errors)) throw err;
-      reply.code(e.statusCode ?? 400);
-      return { data: null, errors: e.errors.map((x) => ({ message: x.message, ...(x.locations ? { locations: x.locations } : {}) })) };
+    if (method === 'GET' && prepared.operation.operation !== 'query') {
+      return graphqlErrors(reply, 405, 'only queries can be sent with GET');
     }
+    const answer = await runner.run(prepared);
+    if (answer.tooLarge) request.log.info({ code: 'BRG_ERR_GQL_TOO_LARGE' }, 'graphql answer over GRAPHQL_MAX_RESPONSE_BYTES');
+    // a string with a JSON type goes out as it is: the answer is serialized once, within its budget
+    return reply.code(answer.tooLarge ? 400 : 200).type('application/json; charset=utf-8').send(answer.json);
   }
 
-  app.route<{ Body: GraphqlBody }>({
+  app.route({
     ...route(opts.doc, 'postGraphql'),
-    handler: async (request, reply) => runHttp(request.body, reply, 'POST'),
+    handler: async (request, reply) => runHttp(request, request.body, reply, 'POST'),
   });
 
   const sockets = app.liveClients.graphql;
@@ -126,24 +117,13 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
         close: (code, reason) => socket.close(code, reason),
       },
       {
-        schema,
         hub,
-        rules,
-        maxTokens: MAX_TOKENS,
+        prepare: (request) => runner.prepare(request),
         initTimeoutMs: config.initTimeoutMs,
         // SPEC §5/§9: the key in connection_init's payload ({"apiKey": …}), or on the upgrade request
         onConnect: (payload) =>
           !opts.apiKeys.enabled || opts.apiKeys.valid(payload?.apiKey) || opts.apiKeys.valid(ApiKeys.of(request)),
-        executeQuery: async (request) =>
-          publicResult(
-            (await execute({
-              schema,
-              document: request.document,
-              variableValues: request.variables,
-              operationName: request.operationName,
-              contextValue: {},
-            })) as ExecutionResult,
-          ),
+        executeQuery: async (prepared) => (await runner.run(prepared)).json,
         onError: (err) => log.error({ err }, 'graphql-ws operation failed'),
       },
     );
@@ -161,7 +141,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
       request.log.debug({ client: request.ip, code, open: sockets.size }, 'graphql-ws client disconnected');
     });
   };
-  app.decorate('graphqlTransport', { get: (query: GraphqlBody, reply: FastifyReply) => runHttp(query, reply, 'GET'), open });
+  app.decorate('graphqlTransport', { get: (request: FastifyRequest, reply: FastifyReply) => runHttp(request, request.query, reply, 'GET'), open });
 
   const pingTimer = pingLoop(sockets, opts.streams.wsPingMs);
   app.addHook('preClose', async () => {
@@ -174,37 +154,19 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
 
 /** GET /graphql: a query over HTTP, or a graphql-ws WebSocket (see socketRoutes). */
 export async function graphqlSocketRoute(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
-  app.route<{ Querystring: GraphqlBody }>({
+  app.route({
     ...route(opts.doc, 'getGraphql'),
     preHandler: async (request) => {
       if (request.headers.upgrade !== undefined) app.streamSlots.take(request, request.raw.socket);
     },
-    handler: async (request, reply) => app.graphqlTransport.get(request.query, reply),
+    handler: async (request, reply) => app.graphqlTransport.get(request, reply),
     wsHandler: (socket, request) => app.graphqlTransport.open(socket, request),
   });
 }
 
-function graphqlErrors(reply: FastifyReply, status: number, message: string): unknown {
+function graphqlErrors(reply: FastifyReply, status: number, message: string, code?: string): unknown {
   reply.code(status);
-  return { data: null, errors: [{ message }] };
-}
-
-/**
- * SPEC §9: no internal detail leaves the service. An error a resolver threw on purpose (a 4xx,
- * such as an invalid cursor) keeps its message; any other says only "internal error".
- */
-function publicResult(result: ExecutionResult): ExecutionResult {
-  if (!result.errors) return result;
-  return {
-    ...result,
-    errors: result.errors.map((error) => {
-      const status = (error.originalError as { statusCode?: number } | undefined)?.statusCode;
-      if (error.originalError && !(status !== undefined && status >= 400 && status < 500)) {
-        return new GraphQLError('internal error', { nodes: error.nodes, path: error.path });
-      }
-      return error;
-    }),
-  };
+  return { data: null, errors: [code === undefined ? { message } : { message, extensions: { code } }] };
 }
 
 export default fp(graphqlPlugin, { name: 'graphql', dependencies: ['devices', 'ingest', 'http', 'streams'] });

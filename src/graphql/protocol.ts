@@ -1,15 +1,5 @@
-import {
-  GraphQLError,
-  getOperationAST,
-  parse,
-  specifiedRules,
-  validate,
-  type DocumentNode,
-  type ExecutionResult,
-  type GraphQLSchema,
-  type ValidationRule,
-} from 'graphql';
-import { getVariableValues } from 'graphql/execution/values.js';
+import { GraphQLError } from 'graphql';
+import type { GraphqlRequest, Prepared } from './run.js';
 import type { SubscriptionHub } from './subscriptions.js';
 
 // The graphql-ws protocol (graphql-transport-ws), server side, as a state machine over a tiny
@@ -37,12 +27,11 @@ export interface GqlSocket {
 }
 
 export interface GqlConnectionOptions {
-  schema: GraphQLSchema;
   hub: SubscriptionHub;
-  rules: readonly ValidationRule[];
-  maxTokens: number;
-  /** Runs a query (not a subscription) for a subscribe message. */
-  executeQuery(request: { document: DocumentNode; variables: Record<string, unknown> | undefined; operationName: string | undefined }): Promise<ExecutionResult>;
+  /** Parses, validates and coerces a subscribe message's payload: the rules of POST /graphql (run.ts). */
+  prepare(request: GraphqlRequest): Promise<Prepared | readonly GraphQLError[]>;
+  /** Runs a query (not a subscription) for a subscribe message: the `next` payload, as JSON. */
+  executeQuery(prepared: Prepared): Promise<string>;
   /** Decides a connection_init; false closes with 4403. */
   onConnect(payload: Record<string, unknown> | null): boolean | Promise<boolean>;
   initTimeoutMs: number;
@@ -53,7 +42,7 @@ export interface GqlConnectionOptions {
 export const MAX_OPERATIONS = 100;
 
 interface Operation {
-  /** Stops a subscription; null for a query still running. */
+  /** Stops a subscription; null while the operation is prepared, and for a query. */
   stop: (() => void) | null;
 }
 
@@ -61,6 +50,7 @@ interface SubscribePayload {
   query: string;
   variables?: Record<string, unknown> | null;
   operationName?: string | null;
+  extensions?: Record<string, unknown> | null;
 }
 
 type Message =
@@ -155,44 +145,44 @@ export class GqlConnection {
     if (this.#operations.size >= MAX_OPERATIONS) {
       return errors([new GraphQLError(`at most ${MAX_OPERATIONS} operations at once on one connection`)]);
     }
-    let document: DocumentNode;
-    try {
-      document = parse(payload.query, { maxTokens: this.options.maxTokens });
-    } catch (err) {
-      return errors([err instanceof GraphQLError ? err : new GraphQLError((err as Error).message)]);
+    // the id is taken while the request waits for its turns: a second subscribe with it is 4409
+    const token: Operation = { stop: null };
+    this.#operations.set(id, token);
+    const current = (): boolean => !this.#closed && this.#operations.get(id) === token;
+    const done = (): void => void this.#operations.delete(id);
+    const prepared = await this.options.prepare({
+      query: payload.query,
+      variables: payload.variables ?? null,
+      operationName: payload.operationName ?? null,
+    });
+    if (!current()) return; // completed by the client, or the socket closed, meanwhile
+    if (!('document' in prepared)) {
+      done();
+      return errors(prepared);
     }
-    const validation = validate(this.options.schema, document, [...specifiedRules, ...this.options.rules]);
-    if (validation.length > 0) return errors(validation);
-    const operationName = payload.operationName ?? undefined;
-    const operation = getOperationAST(document, operationName);
-    if (!operation) return errors([new GraphQLError('the document has no operation of that name, or several and no operationName')]);
-    const coerced = getVariableValues(this.options.schema, operation.variableDefinitions ?? [], payload.variables ?? {});
-    if (coerced.errors) return errors(coerced.errors);
-    const variables = coerced.coerced as Record<string, unknown>;
+    const { document, operation, operationName, variables } = prepared;
 
     if (operation.operation === 'subscription') {
       const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
       try {
-        const stop = this.options.hub.add({ document, operationName, variables }, { next: (json) => this.socket.send(`${prefix}${json}}`) });
-        this.#operations.set(id, { stop });
+        token.stop = this.options.hub.add({ document, operationName, variables }, { next: (json) => this.socket.send(`${prefix}${json}}`) });
       } catch (err) {
+        done();
         return errors([new GraphQLError((err as Error).message)]);
       }
       return;
     }
     // a query over the socket: one result, then complete
-    const token: Operation = { stop: null };
-    this.#operations.set(id, token);
-    let result: ExecutionResult;
+    let payloadJson: string;
     try {
-      result = await this.options.executeQuery({ document, variables, operationName });
+      payloadJson = await this.options.executeQuery(prepared);
     } catch (err) {
       this.options.onError(err);
-      result = { errors: [new GraphQLError('internal error')] };
+      payloadJson = JSON.stringify({ errors: [new GraphQLError('internal error')] });
     }
-    if (this.#closed || this.#operations.get(id) !== token) return; // completed by the client meanwhile
-    this.#operations.delete(id);
-    this.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${JSON.stringify(result)}}`);
+    if (!current()) return;
+    done();
+    this.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${payloadJson}}`);
     this.socket.send(`{"id":${JSON.stringify(id)},"type":"complete"}`);
   }
 }
@@ -228,6 +218,9 @@ function parseMessage(text: string): Message | string {
       }
       if (p.operationName !== undefined && p.operationName !== null && typeof p.operationName !== 'string') {
         return 'Invalid message received: operationName must be a string';
+      }
+      if (p.extensions !== undefined && p.extensions !== null && (typeof p.extensions !== 'object' || Array.isArray(p.extensions))) {
+        return 'Invalid message received: extensions must be an object';
       }
       return m as Message;
     }

@@ -26,12 +26,21 @@ function literal(node: ValueNode): unknown {
   }
 }
 
-const JSONScalar = new GraphQLScalarType({
-  name: 'JSON',
-  serialize: (value) => value,
-  parseValue: (value) => value,
-  parseLiteral: literal,
-});
+/**
+ * Any JSON value. Objects it answers are added to `leaves`, so that an answer writes them with
+ * JSON.stringify once however often a query repeats them (answer.ts).
+ */
+function jsonScalar(leaves: WeakSet<object>): GraphQLScalarType {
+  return new GraphQLScalarType({
+    name: 'JSON',
+    serialize: (value) => {
+      if (typeof value === 'object' && value !== null) leaves.add(value);
+      return value;
+    },
+    parseValue: (value) => value,
+    parseLiteral: literal,
+  });
+}
 
 interface DevicesArgs {
   state?: string | null;
@@ -40,10 +49,10 @@ interface DevicesArgs {
   cursor?: string | null;
 }
 
-export function resolvers(app: FastifyInstance) {
+export function resolvers(app: FastifyInstance, leaves: WeakSet<object>) {
   const store = () => app.devices.store;
   return {
-    JSON: JSONScalar,
+    JSON: jsonScalar(leaves),
     Query: {
       device: async (_: unknown, args: { deviceId: string }) => (await store().get(args.deviceId)) ?? null,
       devices: async (_: unknown, args: DevicesArgs) => {

@@ -9,10 +9,13 @@ import {
 } from 'graphql';
 import { getArgumentValues } from 'graphql/execution/values.js';
 import type { DeviceEvent } from '../devices/events.js';
+import { answerJson } from './answer.js';
 
 // SPEC §5/§10: GraphQL subscriptions fed by the one event stream, and each event executed and
 // serialized once per distinct subscription (document + variables), not once per subscriber.
 // mercurius would run subscribe() and JSON.stringify for every subscriber and every event.
+// Each event's answer has the byte budget of a query's (answer.ts): aliases of `device {
+// attributes }` must not turn one event into megabytes; an event over it gets an error instead.
 
 export type SubscriptionField = 'deviceUpdated' | 'stateChanged' | 'deviceSilent';
 
@@ -33,6 +36,14 @@ interface Group {
   subscribers: Set<Subscriber>;
 }
 
+export interface HubOptions {
+  /** GRAPHQL_MAX_RESPONSE_BYTES: the most one event's answer may have. */
+  maxResponseBytes: number;
+  /** Values of the JSON scalar (schema.ts), written natively (answer.ts). */
+  leaves?: WeakSet<object>;
+  onError(err: unknown): void;
+}
+
 export interface SubscriptionRequest {
   document: DocumentNode;
   operationName?: string | undefined;
@@ -49,7 +60,7 @@ export class SubscriptionHub {
 
   constructor(
     private readonly schema: GraphQLSchema,
-    private readonly onError: (err: unknown) => void,
+    private readonly options: HubOptions,
   ) {}
 
   /** Distinct executions per event: subscribers of the same document and variables share one. */
@@ -107,9 +118,9 @@ export class SubscriptionHub {
           operationName: group.operationName,
           variableValues: group.variables,
         }) as ExecutionResult; // every resolver below Subscription is synchronous
-        payload = JSON.stringify(result);
+        payload = answerJson(result, this.options.maxResponseBytes, this.options.leaves).json;
       } catch (err) {
-        this.onError(err);
+        this.options.onError(err);
         continue;
       }
       for (const subscriber of group.subscribers) subscriber.next(payload);

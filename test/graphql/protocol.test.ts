@@ -4,6 +4,7 @@ import { GqlClose, GqlConnection, GRAPHQL_WS_PROTOCOL, type GqlConnectionOptions
 import { SubscriptionHub } from '../../src/graphql/subscriptions.js';
 import { SDL } from '../../src/graphql/schema.js';
 import { costRule, depthRule } from '../../src/graphql/limits.js';
+import { GraphqlRunner } from '../../src/graphql/run.js';
 
 // The graphql-ws state machine against a fake socket (object literals, as graphql-ws tests itself).
 
@@ -14,8 +15,17 @@ function fake(protocol = GRAPHQL_WS_PROTOCOL, overrides: Partial<GqlConnectionOp
   const closes: { code: number; reason: string }[] = [];
   let closed: () => void = () => {};
   const whenClosed = new Promise<void>((resolve) => (closed = resolve));
-  const hub = new SubscriptionHub(schema, (err) => {
+  const fail = (err: unknown): never => {
     throw err;
+  };
+  const hub = new SubscriptionHub(schema, { maxResponseBytes: 1 << 20, onError: fail });
+  const runner = new GraphqlRunner({
+    schema,
+    rules: [depthRule(8), costRule({ maxItems: 10_000, maxFields: 30_000 })],
+    maxTokens: 1000,
+    maxResponseBytes: 1 << 20,
+    leaves: new WeakSet(),
+    onError: fail,
   });
   const connection = new GqlConnection(
     { protocol, send: (data) => sent.push(JSON.parse(data) as Record<string, unknown>), close: (code, reason) => {
@@ -23,13 +33,11 @@ function fake(protocol = GRAPHQL_WS_PROTOCOL, overrides: Partial<GqlConnectionOp
         closed();
       } },
     {
-      schema,
       hub,
-      rules: [depthRule(8), costRule(10_000)],
-      maxTokens: 1000,
+      prepare: (request) => runner.prepare(request),
       initTimeoutMs: 60_000,
       onConnect: () => true,
-      executeQuery: async () => ({ data: { stats: null } }),
+      executeQuery: async () => '{"data":{"stats":null}}',
       onError: (err) => {
         throw err;
       },
@@ -127,7 +135,7 @@ t.test('subscribe and complete; a query runs once and completes', async (t) => {
 });
 
 t.test('an operation id reused after a query completes belongs to the new subscription', async (t) => {
-  let finish: (value: { data: unknown }) => void = () => {};
+  let finish: (json: string) => void = () => {};
   const { connection, sent, hub } = fake(GRAPHQL_WS_PROTOCOL, {
     executeQuery: () => new Promise((resolve) => (finish = resolve as typeof finish)),
   });
@@ -135,7 +143,7 @@ t.test('an operation id reused after a query completes belongs to the new subscr
   const query = connection.receive(JSON.stringify({ id: 'x', type: 'subscribe', payload: { query: '{ stats { devices } }' } }));
   await connection.receive('{"type":"complete","id":"x"}');
   await connection.receive(subscribe('x'));
-  finish({ data: { stats: null } });
+  finish('{"data":{"stats":null}}');
   await query;
   t.equal(hub.size, 1, 'the subscription stands');
   t.notOk(sent.some((m) => m.type === 'complete'), 'the old query sends nothing for the new operation');
