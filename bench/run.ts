@@ -11,12 +11,13 @@ import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
 import { rest } from './scenarios/rest.js';
 import { restart } from './scenarios/restart.js';
+import { stalled } from './scenarios/stalled.js';
 
 // npm run bench [-- --quick] [NAME…]: every goal of SPEC §10, measured beside the limits of the
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest, rest, latency, fanout, memory, restart];
+const SCENARIOS: Scenario[] = [ingest, rest, latency, fanout, memory, restart, stalled];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
