@@ -2,124 +2,80 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseEnv } from 'node:util';
 import envSchema from 'env-schema';
-import { parseTopicTemplates } from './ingest/topics.js';
+import { type Static, Type } from '@sinclair/typebox';
+import { parseTopicTemplates } from './topics.js';
 
 // SPEC §6: the service is configured only by the environment (and a .env file).
 // A bad value stops start-up with one line naming the variable; secrets are never printed.
 
 const SECRETS = new Set(['WIIHEY_APP_KEY', 'WEBHOOK_SECRET', 'API_KEYS']);
 
-const schema = {
-  type: 'object',
-  properties: {
-    MQTT_URL: { type: 'string', pattern: '^(mqtts?|wss?)://[^\\s]+$' },
-    WIIHEY_APP_ID: { type: 'string', minLength: 1, maxLength: 128 },
-    WIIHEY_APP_KEY: { type: 'string' },
-    MQTT_TOPICS: { type: 'string', default: 'iot/{APP_ID}/inbox' },
-    MQTT_CLIENT_ID: { type: 'string', minLength: 1, maxLength: 128, default: 'wiihey-bridge-{APP_ID}' },
-    MQTT_QOS: { type: 'integer', enum: [0, 1, 2], default: 1 },
-    MQTT_CLEAN_SESSION: { type: 'boolean', default: false },
-    MQTT_CA_FILE: { type: 'string' },
-    MQTT_CERT_FILE: { type: 'string' },
-    MQTT_KEY_FILE: { type: 'string' },
-    MQTT_TLS_INSECURE: { type: 'boolean', default: false },
-    MQTT_RECONNECT_MIN_MS: { type: 'integer', minimum: 100, default: 1000 },
-    MQTT_RECONNECT_MAX_MS: { type: 'integer', minimum: 100, default: 30_000 },
-    HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
-    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
-    ALLOW_ANONYMOUS: { type: 'boolean', default: false },
-    API_KEYS: { type: 'string' },
-    METRICS_PUBLIC: { type: 'boolean', default: false },
-    CORS_ORIGINS: { type: 'string' },
-    RATE_LIMIT_PER_MINUTE: { type: 'integer', minimum: 0, default: 6000 },
-    MAX_STREAMS_PER_ADDRESS: { type: 'integer', minimum: 0, default: 100 },
-    TRUST_PROXY: { type: 'string' },
-    SILENCE_AFTER_SECONDS: { type: 'integer', minimum: 1, default: 345_600 }, // four days: a three-day heartbeat plus a day
-    SILENCE_CHECK_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 60, default: 60 }, // SPEC §4: at least once a minute
-    HISTORY_LIMIT: { type: 'integer', minimum: 1, maximum: 10_000, default: 50 },
-    EVENT_BUFFER: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 1000 },
-    MAX_MESSAGE_BYTES: { type: 'integer', minimum: 64, maximum: 16_777_216, default: 65_536 },
-    MAX_CLOCK_SKEW_SECONDS: { type: 'integer', minimum: 0, default: 86_400 },
-    EMBEDDED_MQTT_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 1884 },
-    DEMO_DEVICES: { type: 'integer', minimum: 0, maximum: 100_000, default: 20 },
-    DEMO_RATE: { type: 'number', exclusiveMinimum: 0, maximum: 100_000, default: 2 },
-    WS_MAX_BUFFERED_BYTES: { type: 'integer', minimum: 1024, default: 1_048_576 },
-    WS_SLOW_CLOSE_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 30 }, // SPEC §5: behind for 30 s → 1013
-    WS_PING_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 30 },
-    WS_SNAPSHOT_LIMIT: { type: 'integer', minimum: 0, default: 10_000 },
-    SSE_KEEPALIVE_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 15 },
-    // SPEC §9: the sum of every live client's unsent bytes; past it the slowest are closed; 0: no bound
-    STREAMS_MAX_TOTAL_BUFFERED_BYTES: { type: 'integer', minimum: 0, default: 268_435_456 },
-    GRAPHQL_MAX_ITEMS: { type: 'integer', minimum: 1, default: 10_000 },
-    // about 1 µs of execution each on a 2-core machine: 30 ms at most; GraphiQL's introspection counts 4,600
-    GRAPHQL_MAX_FIELDS: { type: 'integer', minimum: 1, default: 30_000 },
-    // 4 MiB: a page of 1,000 devices with their attributes fits several times over
-    GRAPHQL_MAX_RESPONSE_BYTES: { type: 'integer', minimum: 1024, default: 4_194_304 },
-    GRAPHQL_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 64, default: 8 },
-    GRAPHQL_INIT_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, default: 3 }, // graphql-ws: 4408 after 3 s
-    // SPEC §6/§7: durable state here; empty: memory only (an empty variable counts as unset, so "none")
-    DATA_DIR: { type: 'string', default: './data' },
-    SQLITE_SYNCHRONOUS: { type: 'string', enum: ['normal', 'full'], default: 'normal' },
-    WEBHOOK_URLS: { type: 'string' },
-    WEBHOOK_SECRET: { type: 'string', pattern: '^whsec_[A-Za-z0-9+/=]{8,}$' },
-    WEBHOOK_TIMEOUT_SECONDS: { type: 'number', exclusiveMinimum: 0, maximum: 600, default: 15 },
-    // Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about three days)
-    WEBHOOK_RETRY_SECONDS: { type: 'string', default: '5,300,1800,7200,18000,36000,50400,72000,86400' },
-    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
-  },
-} as const;
-
-interface Env {
-  MQTT_URL?: string;
-  WIIHEY_APP_ID?: string;
-  WIIHEY_APP_KEY?: string;
-  MQTT_TOPICS: string;
-  MQTT_CLIENT_ID: string;
-  MQTT_QOS: 0 | 1 | 2;
-  MQTT_CLEAN_SESSION: boolean;
-  MQTT_CA_FILE?: string;
-  MQTT_CERT_FILE?: string;
-  MQTT_KEY_FILE?: string;
-  MQTT_TLS_INSECURE: boolean;
-  MQTT_RECONNECT_MIN_MS: number;
-  MQTT_RECONNECT_MAX_MS: number;
-  HOST: string;
-  PORT: number;
-  ALLOW_ANONYMOUS: boolean;
-  API_KEYS?: string;
-  METRICS_PUBLIC: boolean;
-  CORS_ORIGINS?: string;
-  RATE_LIMIT_PER_MINUTE: number;
-  MAX_STREAMS_PER_ADDRESS: number;
-  TRUST_PROXY?: string;
-  SILENCE_AFTER_SECONDS: number;
-  SILENCE_CHECK_SECONDS: number;
-  HISTORY_LIMIT: number;
-  EVENT_BUFFER: number;
-  MAX_MESSAGE_BYTES: number;
-  MAX_CLOCK_SKEW_SECONDS: number;
-  EMBEDDED_MQTT_PORT: number;
-  DEMO_DEVICES: number;
-  DEMO_RATE: number;
-  WS_MAX_BUFFERED_BYTES: number;
-  WS_SLOW_CLOSE_SECONDS: number;
-  WS_PING_SECONDS: number;
-  WS_SNAPSHOT_LIMIT: number;
-  SSE_KEEPALIVE_SECONDS: number;
-  STREAMS_MAX_TOTAL_BUFFERED_BYTES: number;
-  GRAPHQL_MAX_ITEMS: number;
-  GRAPHQL_MAX_FIELDS: number;
-  GRAPHQL_MAX_RESPONSE_BYTES: number;
-  GRAPHQL_MAX_DEPTH: number;
-  GRAPHQL_INIT_TIMEOUT_SECONDS: number;
-  DATA_DIR: string;
-  SQLITE_SYNCHRONOUS: 'normal' | 'full';
-  WEBHOOK_URLS?: string;
-  WEBHOOK_SECRET?: string;
-  WEBHOOK_TIMEOUT_SECONDS: number;
-  WEBHOOK_RETRY_SECONDS: string;
-  LOG_LEVEL: string;
+/** A choice among fixed values: ajv's `enum` (its error lists them), typed as their union. */
+function oneOf<const T extends readonly (string | number)[]>(values: T, fallback: T[number]) {
+  return Type.Unsafe<T[number]>({ type: typeof fallback === 'number' ? 'integer' : 'string', enum: values, default: fallback });
 }
+
+// The variables, declared once: the JSON schema env-schema validates and coerces with, and (below) their type.
+// A variable with a default is always present after validation; one without is optional.
+export const EnvSchema = Type.Object({
+  MQTT_URL: Type.Optional(Type.String({ pattern: '^(mqtts?|wss?)://[^\\s]+$' })),
+  WIIHEY_APP_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  WIIHEY_APP_KEY: Type.Optional(Type.String()),
+  MQTT_TOPICS: Type.String({ default: 'iot/{APP_ID}/inbox' }),
+  MQTT_CLIENT_ID: Type.String({ minLength: 1, maxLength: 128, default: 'wiihey-bridge-{APP_ID}' }),
+  MQTT_QOS: oneOf([0, 1, 2], 1),
+  MQTT_CLEAN_SESSION: Type.Boolean({ default: false }),
+  MQTT_CA_FILE: Type.Optional(Type.String()),
+  MQTT_CERT_FILE: Type.Optional(Type.String()),
+  MQTT_KEY_FILE: Type.Optional(Type.String()),
+  MQTT_TLS_INSECURE: Type.Boolean({ default: false }),
+  MQTT_RECONNECT_MIN_MS: Type.Integer({ minimum: 100, default: 1000 }),
+  MQTT_RECONNECT_MAX_MS: Type.Integer({ minimum: 100, default: 30_000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  ALLOW_ANONYMOUS: Type.Boolean({ default: false }),
+  API_KEYS: Type.Optional(Type.String()),
+  METRICS_PUBLIC: Type.Boolean({ default: false }),
+  CORS_ORIGINS: Type.Optional(Type.String()),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 6000 }),
+  MAX_STREAMS_PER_ADDRESS: Type.Integer({ minimum: 0, default: 100 }),
+  TRUST_PROXY: Type.Optional(Type.String()),
+  SILENCE_AFTER_SECONDS: Type.Integer({ minimum: 1, default: 345_600 }), // four days: a three-day heartbeat plus a day
+  SILENCE_CHECK_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 60, default: 60 }), // SPEC §4: at least once a minute
+  HISTORY_LIMIT: Type.Integer({ minimum: 1, maximum: 10_000, default: 50 }),
+  EVENT_BUFFER: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000 }),
+  MAX_MESSAGE_BYTES: Type.Integer({ minimum: 64, maximum: 16_777_216, default: 65_536 }),
+  MAX_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, default: 86_400 }),
+  EMBEDDED_MQTT_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 1884 }),
+  DEMO_DEVICES: Type.Integer({ minimum: 0, maximum: 100_000, default: 20 }),
+  DEMO_RATE: Type.Number({ exclusiveMinimum: 0, maximum: 100_000, default: 2 }),
+  WS_MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+  WS_SLOW_CLOSE_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 30 }), // SPEC §5: behind for 30 s → 1013
+  WS_PING_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 30 }),
+  WS_SNAPSHOT_LIMIT: Type.Integer({ minimum: 0, default: 10_000 }),
+  SSE_KEEPALIVE_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 15 }),
+  // SPEC §9: the sum of every live client's unsent bytes; past it the slowest are closed; 0: no bound
+  STREAMS_MAX_TOTAL_BUFFERED_BYTES: Type.Integer({ minimum: 0, default: 268_435_456 }),
+  GRAPHQL_MAX_ITEMS: Type.Integer({ minimum: 1, default: 10_000 }),
+  // about 1 µs of execution each on a 2-core machine: 30 ms at most; GraphiQL's introspection counts 4,600
+  GRAPHQL_MAX_FIELDS: Type.Integer({ minimum: 1, default: 30_000 }),
+  // 4 MiB: a page of 1,000 devices with their attributes fits several times over
+  GRAPHQL_MAX_RESPONSE_BYTES: Type.Integer({ minimum: 1024, default: 4_194_304 }),
+  GRAPHQL_MAX_DEPTH: Type.Integer({ minimum: 2, maximum: 64, default: 8 }),
+  GRAPHQL_INIT_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 3 }), // graphql-ws: 4408 after 3 s
+  // SPEC §6/§7: durable state here; empty: memory only (an empty variable counts as unset, so "none")
+  DATA_DIR: Type.String({ default: './data' }),
+  SQLITE_SYNCHRONOUS: oneOf(['normal', 'full'], 'normal'),
+  WEBHOOK_URLS: Type.Optional(Type.String()),
+  WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_[A-Za-z0-9+/=]{8,}$' })),
+  WEBHOOK_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 600, default: 15 }),
+  // Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about three days)
+  WEBHOOK_RETRY_SECONDS: Type.String({ default: '5,300,1800,7200,18000,36000,50400,72000,86400' }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+});
+
+/** The variables as loadConfig reads them, once validated, coerced and defaulted. */
+export type Env = Static<typeof EnvSchema>;
 
 export interface WebhooksConfig {
   urls: string[];
@@ -399,13 +355,13 @@ function readEnv(options: LoadOptions, warnings: string[]): { env: Env; empty: S
   }
   const data: Record<string, string> = {};
   const empty = new Set<string>();
-  for (const name of Object.keys(schema.properties)) {
+  for (const name of Object.keys(EnvSchema.properties)) {
     const value = merged[name]?.trim();
     if (value === '') empty.add(name); // an empty variable is an unset one (but DATA_DIR= means memory only)
     else if (value !== undefined) data[name] = value;
   }
   try {
-    return { env: envSchema<Env>({ schema: structuredClone(schema), data, env: false, dotenv: false }), empty };
+    return { env: envSchema<Env>({ schema: structuredClone(EnvSchema), data, env: false, dotenv: false }), empty };
   } catch (err) {
     throw configError(err, data);
   }

@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { Ajv } from 'ajv';
 import t from 'tap';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, EnvSchema, loadConfig, type Env } from '../src/config.js';
 
 const load = (env: Record<string, string>) => loadConfig({ env, dotenv: false });
 const refused = (env: Record<string, string>): string => {
@@ -193,4 +194,34 @@ t.test('GraphQL bounds: list items, fields and answer bytes of one query, depth 
   t.equal(refused({ GRAPHQL_MAX_FIELDS: '0' }), 'GRAPHQL_MAX_FIELDS must be >= 1, got "0"');
   t.equal(refused({ GRAPHQL_MAX_FIELDS: 'many' }), 'GRAPHQL_MAX_FIELDS must be integer, got "many"');
   t.equal(refused({ GRAPHQL_MAX_RESPONSE_BYTES: '100' }), 'GRAPHQL_MAX_RESPONSE_BYTES must be >= 1024, got "100"');
+});
+
+t.test('every variable is typed: env-schema coerces by type, and each default passes its own bounds', async (t) => {
+  const ajv = new Ajv({ strict: true });
+  for (const [name, variable] of Object.entries(EnvSchema.properties)) {
+    const { type } = variable as { type?: unknown };
+    t.ok(['string', 'integer', 'number', 'boolean'].includes(type as string), `${name} has a type (got ${String(type)})`);
+    if ('default' in variable) t.ok(ajv.validate(variable, variable.default), `${name}'s default ${JSON.stringify(variable.default)} is valid`);
+  }
+  // the TypeScript type is derived from the same declaration: a choice is the union of its values
+  const qos: Env['MQTT_QOS'][] = [0, 1, 2];
+  // @ts-expect-error MQTT_QOS is 0, 1 or 2
+  qos.push(3);
+  const optional: Env['MQTT_URL'] = undefined; // no default: may be absent
+  t.equal(optional, undefined);
+});
+
+t.test("README's configuration table lists every variable", async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('\n### Configuration\n'));
+  const table = section.slice(0, section.slice(1).search(/\n#{1,3} /) + 1);
+  // a row names its variables in its first cell: `A`, or `A` / `B`, or `A`, `B`, `C`
+  const listed = new Set(
+    table
+      .split('\n')
+      .filter((line) => line.startsWith('| `'))
+      .flatMap((line) => [...line.split('|')[1]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!)),
+  );
+  t.ok(listed.size > 0, 'the table is found');
+  for (const name of Object.keys(EnvSchema.properties)) t.ok(listed.has(name), `${name} is in README's configuration table`);
 });

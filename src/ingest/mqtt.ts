@@ -6,7 +6,7 @@ import type { MqttConfig } from '../config.js';
 import type { Clock, DeviceService } from '../devices/service.js';
 import { normalize, type Normalized, type NormalizeLimits } from './normalize.js';
 import { RejectionLog } from './rejections.js';
-import { topicMatcher } from './topics.js';
+import { topicMatcher } from '../topics.js';
 
 // SPEC §2/§6: one MQTT subscription to the WiiHey platform. QoS 1 with a persistent session,
 // and the PUBACK only once the message's effect is stored (SPEC §7): mqttjs/MQTT.js#209, the

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseTopicTemplates, topicMatcher } from '../../src/ingest/topics.js';
+import { parseTopicTemplates, topicMatcher } from '../../src/topics.js';
 
 t.test('templates', async (t) => {
   t.same(parseTopicTemplates('iot/{APP_ID}/inbox,apps/{APP_ID}/inbox,iot/{APP_ID}/inbox', 'a1'), ['iot/a1/inbox', 'apps/a1/inbox']);
