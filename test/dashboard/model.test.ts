@@ -1,6 +1,8 @@
 import t from 'tap';
+import fc from 'fast-check';
 import type { Device } from '../../src/devices/types.js';
 import * as model from '../../src/dashboard/public/model.js';
+import { compareIds } from '../../src/devices/rules.js';
 
 // The dashboard's pure logic, imported by node from the very file the browser runs.
 
@@ -71,7 +73,7 @@ t.test('sorting: by column, both ways, unknowns last, ties by id', async (t) => 
     device({ deviceId: '07', batteryLevel: 100, csq: null, timestamp: 4, state: 'offline' }),
   ];
   const ids = (key: model.SortKey, dir: model.SortDir): string[] => model.sortDevices(list, key, dir).map((d) => d.deviceId);
-  t.same(ids('deviceId', 'asc'), ['07', 'a', 'b', 'c'], 'code-unit order, as GET /devices');
+  t.same(ids('deviceId', 'asc'), ['07', 'a', 'b', 'c'], 'code point order, as GET /devices');
   t.same(ids('deviceId', 'desc'), ['c', 'b', 'a', '07']);
   t.same(ids('battery', 'asc'), ['07', 'b', 'c', 'a'], 'unknown battery last');
   t.same(ids('battery', 'desc'), ['b', 'c', '07', 'a'], 'unknown last either way; ties by id');
@@ -79,6 +81,26 @@ t.test('sorting: by column, both ways, unknowns last, ties by id', async (t) => 
   t.same(ids('lastSeen', 'asc'), ['a', 'c', 'b', '07']);
   t.same(ids('state', 'asc'), ['a', 'c', '07', 'b']);
   t.same(list.map((d) => d.deviceId), ['b', 'a', 'c', '07'], 'the input is left alone');
+});
+
+t.test('ids sort by code point, as GET /devices and every store (rules.compareIds), not by UTF-16 unit', async (t) => {
+  // U+1F600 is the surrogate pair D83D DE00: below U+FFFF by UTF-16 unit, above it by code point
+  const list = ['\u{1F600}', 'b', '\uFFFF', 'a\u{10000}', 'a\uE000'].map((deviceId) => device({ deviceId }));
+  const ids = (dir: model.SortDir): string[] => model.sortDevices(list, 'deviceId', dir).map((d) => d.deviceId);
+  t.same(ids('asc'), ['a\uE000', 'a\u{10000}', 'b', '\uFFFF', '\u{1F600}']);
+  t.same(ids('desc'), ['\u{1F600}', '\uFFFF', 'b', 'a\u{10000}', 'a\uE000']);
+  const tied = [device({ deviceId: '\u{1F600}', state: 'open' }), device({ deviceId: '\uFFFF', state: 'open' })];
+  t.same(model.sortDevices(tied, 'state', 'asc').map((d) => d.deviceId), ['\uFFFF', '\u{1F600}'], 'ties by id, in the same order');
+  t.same(model.summarize([device({ state: '\u{1F600}' }), device({ state: '\uFFFF' })]).states.map(([s]) => s), ['\uFFFF', '\u{1F600}'], 'states of equal count too');
+  const sign = (n: number): number => Math.sign(n);
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (a, b) => sign(model.compareIds(a, b)) === sign(compareIds(a, b))),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(fc.string({ unit: 'grapheme' }), fc.string({ unit: 'grapheme' }), (a, b) => sign(model.compareIds(a, b)) === sign(Buffer.compare(Buffer.from(a), Buffer.from(b)))),
+    { numRuns: 2000 },
+  );
 });
 
 t.test('filtering and counting', async (t) => {

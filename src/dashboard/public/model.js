@@ -77,8 +77,27 @@ export function relativeTime(then, now) {
 // states and other words sort as people read them
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
 
-/** Device ids in the order of GET /devices (code units): hex ids like 07af0527 stay in place. */
-export const compareIds = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/**
+ * Device ids in the order of GET /devices: Unicode code points (UTF-8 bytes, as SQLite and Redis
+ * sort), so hex ids like 07af0527 stay in place. Not `<`, which compares UTF-16 units and puts
+ * characters above U+FFFF before U+E000–U+FFFF. The comparison of src/devices/rules.ts compareIds,
+ * copied: the page imports nothing from src/ (test/dashboard/model.test.ts holds the two alike).
+ */
+export function compareIds(a, b) {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      // surrogates (U+D800–DFFF) encode code points above U+FFFF: move them above U+E000–FFFF
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
 
 /** The sortable columns and the value each sorts by (null sorts last, whatever the direction). */
 export const SORT_KEYS = {
