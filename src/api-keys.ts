@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BRG_ERR_UNAUTHORIZED } from '../errors.js';
+import { BRG_ERR_UNAUTHORIZED } from './errors.js';
 
 // SPEC §9: with API_KEYS, every data route needs a key: `Authorization: Bearer <key>`,
 // `x-api-key: <key>`, or `?apiKey=<key>` (browsers' WebSocket and EventSource cannot set headers).

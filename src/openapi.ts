@@ -8,7 +8,7 @@ import YAML from 'yaml';
 // Shapes shared with ajv and the other documents live in schema/*.json; the document refers to
 // them and loadOpenApi() inlines them into components.schemas.
 
-const ROOT = new URL('../../', import.meta.url);
+const ROOT = new URL('../', import.meta.url);
 
 type Json = Record<string, unknown>;
 

@@ -17,6 +17,7 @@ import {
   type FrameName,
 } from './helpers/asyncapi.js';
 import { record } from './helpers/records.js';
+import { parseSse } from './helpers/sse.js';
 
 // asyncapi.yaml describes every message stream (SPEC §5): the parser accepts it, and the frames the
 // bridge really serializes match its schemas, while broken ones do not.
@@ -88,11 +89,10 @@ const silent = silentEvent(8, markSilent(second.device));
 
 const parse = (json: string): Record<string, unknown> => JSON.parse(json) as Record<string, unknown>;
 const sseFields = (event: DeviceEvent) => {
+  const [block, ...more] = parseSse(sseBlock(event));
+  if (block === undefined || more.length > 0) throw new Error('an event is one SSE block');
   const fields: Record<string, string> = {};
-  for (const line of sseBlock(event).split('\n')) {
-    const colon = line.indexOf(': ');
-    if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 2);
-  }
+  for (const name of ['id', 'event', 'data'] as const) if (block[name] !== null) fields[name] = block[name];
   return fields;
 };
 const sseData = (event: DeviceEvent) => parse(sseFields(event).data!);

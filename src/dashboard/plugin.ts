@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { route, type OpenApiDocument } from '../http/openapi.js';
+import { route, type OpenApiDocument } from '../openapi.js';
 
 // SPEC §5: the live dashboard at GET /, its assets under /dashboard/ (no CDN, no build step: the
 // files of ./public are what the browser runs). Read once at start and served from memory.

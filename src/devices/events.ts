@@ -31,6 +31,8 @@ export interface SilentEvent {
 
 export type DeviceEvent = UpdateEvent | SilentEvent;
 export type EventListener = (event: DeviceEvent) => void;
+/** The events published since the last delivery, in seq order. */
+export type BatchListener = (events: readonly DeviceEvent[]) => void;
 
 export function updateEvent(seq: number, device: Device, previousState: string | null, changed: boolean): UpdateEvent {
   return { kind: 'update', seq, device, previousState, changed, wire: { device: null, ws: null, sse: null } };
@@ -47,17 +49,25 @@ export type Replay =
 
 /**
  * In-process fan-out with a ring buffer of the last `capacity` events, in seq order.
- * Listeners run synchronously in publish order; one that throws is reported and the rest still run.
+ *
+ * Off the acknowledgement path (SPEC §7, issue 14): publish() only records the event (the buffer
+ * has it at once: replays and slow readers see it); the listeners hear it later in the same turn
+ * of the event loop, in one batch with every other event published in that turn, so that the
+ * PUBACK of a message waits for its durable write only and each live client gets one write per
+ * batch. Listeners run in subscription order; one that throws is reported and the rest still run.
  */
 export class EventStream {
-  readonly #listeners = new Set<EventListener>();
+  readonly #listeners = new Set<BatchListener>();
+  /** Published, not yet delivered. */
+  #batch: DeviceEvent[] = [];
+  #scheduled = false;
   readonly #ring: (DeviceEvent | undefined)[];
   #start = 0;
   #size = 0;
   #lastSeq = 0;
   /** Replays from below this seq must reset: the buffer was cleared there. */
   #replayFloor = 0;
-  #after: EventListener | null = null;
+  #after: BatchListener | null = null;
 
   constructor(
     readonly capacity: number,
@@ -91,7 +101,7 @@ export class EventStream {
     if (kept.length === 0 || kept[kept.length - 1]!.seq !== lastSeq) this.#replayFloor = lastSeq;
   }
 
-  /** Delivers an event to every listener. Never throws: the event is already stored. */
+  /** Records an event and schedules its delivery to every listener. Never throws: the event is already stored. */
   publish(event: DeviceEvent): void {
     if (event.seq <= this.#lastSeq) {
       // a bug or a store that hands out seqs out of order: deliver, but no replay may cross this
@@ -110,33 +120,65 @@ export class EventStream {
         this.#start = (this.#start + 1) % this.capacity;
       }
     }
+    this.#batch.push(event);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      // setImmediate: after the I/O of this turn (the PUBACKs written), once for the whole batch
+      setImmediate(this.#deliver);
+    }
+  }
+
+  /** Delivers what was published and not delivered yet, now (shutdown; tests). */
+  flush(): void {
+    this.#deliver();
+  }
+
+  readonly #deliver = (): void => {
+    this.#scheduled = false;
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = [];
     for (const listener of this.#listeners) {
       try {
-        listener(event);
+        listener(batch);
       } catch (err) {
         this.onListenerError(err);
       }
     }
     if (this.#after !== null) {
       try {
-        this.#after(event);
+        this.#after(batch);
       } catch (err) {
         this.onListenerError(err);
       }
     }
-  }
+  };
 
   /**
-   * Runs after every listener of each event (one at most; /metrics times the fan-out with it).
+   * Runs after every listener of each batch (one at most; /metrics times the fan-out with it).
    * Listeners subscribed later would run after a plain one: this stays last.
    */
-  afterListeners(observer: EventListener | null): void {
+  afterListeners(observer: BatchListener | null): void {
     this.#after = observer;
   }
 
-  subscribe(listener: EventListener): () => void {
+  /** Hears each batch of events, in seq order; returns the unsubscribe. */
+  subscribeBatches(listener: BatchListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Hears each event, in seq order (a loop over each batch). */
+  subscribe(listener: EventListener): () => void {
+    return this.subscribeBatches((events) => {
+      for (const event of events) {
+        try {
+          listener(event);
+        } catch (err) {
+          this.onListenerError(err);
+        }
+      }
+    });
   }
 
   /** True when the buffer reaches back to the event after `seq`: a replay from there has no gap. */

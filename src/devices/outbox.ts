@@ -1,5 +1,5 @@
-import type { DeviceEvent } from '../devices/events.js';
-import { deviceJson } from '../devices/wire.js';
+import type { DeviceEvent } from './events.js';
+import { deviceJson } from './wire.js';
 
 // SPEC §5 webhooks: every stateChanged and silent event, for each URL of WEBHOOK_URLS. The store
 // enqueues deliveries in the transaction that stores the event (SPEC §7: nothing leaves before

@@ -46,6 +46,9 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
     timer.unref();
   };
   app.addHook('onReady', async () => schedule());
+  // first of the preClose hooks (devices registers before every consumer): what was published is
+  // delivered before the streams close their clients
+  app.addHook('preClose', async () => service.events.flush());
   app.addHook('onClose', async () => {
     closed = true;
     clearTimeout(timer);

@@ -1,5 +1,5 @@
 import type { DeviceEvent, UpdateEvent } from './events.js';
-import type { Outbox } from '../webhooks/outbox.js';
+import type { Outbox } from './outbox.js';
 import type { Device, DeviceRecord, HistoryEntry } from './types.js';
 
 // The device store: the memory store now, SQLite (DATA_DIR) and Redis (REDIS_URL) next.

@@ -3,10 +3,10 @@ import fp from 'fastify-plugin';
 import mercurius from 'mercurius';
 import type { WebSocket } from 'ws';
 import type { GraphqlConfig, StreamsConfig } from '../config.js';
-import { ApiKeys } from '../http/auth.js';
-import { route, type OpenApiDocument } from '../http/openapi.js';
-import { WsClose } from '../streams/close-codes.js';
-import { pingLoop, trackPongs, type Peer } from '../streams/keepalive.js';
+import { ApiKeys } from '../api-keys.js';
+import { route, type OpenApiDocument } from '../openapi.js';
+import { WsClose } from '../live/close-codes.js';
+import { SocketClient } from '../live/socket-client.js';
 import { graphiqlRoutes } from './graphiql.js';
 import { costRule, depthRule } from './limits.js';
 import { GqlConnection } from './protocol.js';
@@ -100,20 +100,14 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
 
   const sockets = app.liveClients.graphql;
   const open = (socket: WebSocket, request: FastifyRequest): void => {
-    const peer = { socket, alive: true };
-    sockets.add(peer);
+    const client = new SocketClient(socket, request.ip, opts.streams.wsMaxBufferedBytes);
+    sockets.add(client);
     request.log.debug({ client: request.ip, open: sockets.size }, 'graphql-ws client connected');
     const connection = new GqlConnection(
       {
         protocol: socket.protocol,
-        send: (data) => {
-          // a bounded buffer per client (SPEC §5): a consumer this far behind is told to come back
-          if (socket.bufferedAmount > opts.streams.wsMaxBufferedBytes) {
-            connection.close(WsClose.TryAgainLater, 'too slow: reconnect and subscribe again');
-            return;
-          }
-          socket.send(data);
-        },
+        // the one bounded write (live/): a consumer this far behind is closed with 1013
+        send: (data) => void client.send(data),
         close: (code, reason) => socket.close(code, reason),
       },
       {
@@ -134,18 +128,15 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
         connection.close(WsClose.InternalError, 'internal error');
       });
     });
-    trackPongs(peer);
     socket.on('close', (code: number) => {
-      sockets.delete(peer);
+      sockets.delete(client);
       connection.closed();
       request.log.debug({ client: request.ip, code, open: sockets.size }, 'graphql-ws client disconnected');
     });
   };
   app.decorate('graphqlTransport', { get: (request: FastifyRequest, reply: FastifyReply) => runHttp(request, request.query, reply, 'GET'), open });
 
-  const pingTimer = pingLoop(sockets, opts.streams.wsPingMs);
   app.addHook('preClose', async () => {
-    clearInterval(pingTimer);
     unsubscribe();
   });
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { GraphQLScalarType, Kind, type ValueNode } from 'graphql';
-import { decodeCursor, encodeCursor } from '../http/devices.js';
-import { collectStats } from '../http/operations.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { collectStats } from '../stats.js';
 import { clampLimit } from './limits.js';
 
 // The SDL lives in schema/schema.graphql; the resolvers read the store, as REST does.

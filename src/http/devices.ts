@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Device } from '../devices/types.js';
-import { BRG_ERR_DEVICE_NOT_FOUND, BRG_ERR_INVALID_CURSOR } from '../errors.js';
-import { route, type OpenApiDocument } from './openapi.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { BRG_ERR_DEVICE_NOT_FOUND } from '../errors.js';
+import { route, type OpenApiDocument } from '../openapi.js';
 
 // SPEC §5 REST: the devices, in deviceId order, and their history.
 
@@ -11,8 +12,6 @@ interface ListQuerystring {
   limit: number;
   cursor?: string;
 }
-
-const CURSOR_PREFIX = 'd:';
 
 /**
  * A page of devices is cut at about this many bytes, whatever its `limit`: 1,000 devices with 64 KiB
@@ -33,19 +32,6 @@ export function withinBytes(devices: Device[], maxBytes: number): Device[] {
     if (bytes > maxBytes && i > 0) return devices.slice(0, i);
   }
   return devices;
-}
-
-/** Opaque to clients: the last deviceId of the page, so pages stay stable while devices come and go. */
-export function encodeCursor(deviceId: string): string {
-  return Buffer.from(CURSOR_PREFIX + deviceId).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): string {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!text.startsWith(CURSOR_PREFIX) || encodeCursor(text.slice(CURSOR_PREFIX.length)) !== cursor) {
-    throw new BRG_ERR_INVALID_CURSOR();
-  }
-  return text.slice(CURSOR_PREFIX.length);
 }
 
 export async function deviceRoutes(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { route, type OpenApiDocument } from './openapi.js';
+import { route, type OpenApiDocument } from '../openapi.js';
 
 // SPEC §5/§9: GET /metrics, Prometheus text. Counts are read from the parts that keep them
 // (ingest, devices, streams, webhooks) when Prometheus scrapes, so the message path pays nothing;
@@ -121,8 +121,9 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
   });
   // after every listener of the one event stream: the streams have written the event
   app.addHook('onReady', async () => {
-    app.devices.events.afterListeners((event) => {
-      if (event.kind === 'update') latency.observe((Date.now() - Date.parse(event.device.receivedAt)) / 1000);
+    app.devices.events.afterListeners((events) => {
+      const now = Date.now();
+      for (const event of events) if (event.kind === 'update') latency.observe((now - Date.parse(event.device.receivedAt)) / 1000);
     });
   });
 

@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { BRG_ERR_INTERNAL, BRG_ERR_ROUTE_NOT_FOUND } from '../errors.js';
 import { deviceRoutes } from './devices.js';
-import { addComponentSchemas, type OpenApiDocument } from './openapi.js';
+import { addComponentSchemas, type OpenApiDocument } from '../openapi.js';
 import { operationRoutes } from './operations.js';
 
 async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {

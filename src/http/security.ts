@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { HttpConfig } from '../config.js';
 import { BRG_ERR_HOST_FORBIDDEN, BRG_ERR_ORIGIN_FORBIDDEN, BRG_ERR_RATE_LIMITED } from '../errors.js';
-import { ApiKeys, identifyApiKeys, requireApiKeys } from './auth.js';
+import { ApiKeys, identifyApiKeys, requireApiKeys } from '../api-keys.js';
 
 // SPEC §9: the safety of every HTTP surface, in the order a request meets it: secure headers,
 // CORS, which key it carries, the rate limit (per key, or per address without one), and the key

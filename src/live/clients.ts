@@ -22,6 +22,30 @@ export interface LiveClient {
   flush(now: number): boolean;
   /** Closes a client for being too slow, its protocol's way (1013; a dropped SSE stream). */
   dropSlow(why: string): void;
+  /** Keeps the connection alive, or finds it dead (keepalive.ts). */
+  keepAlive(): void;
+}
+
+/** Where the one bounded write puts a chunk: a socket's write, no bound of its own. */
+export interface LiveSink {
+  unsentBytes(): number;
+  write(chunk: string): void;
+}
+
+/**
+ * The one bounded write of every live protocol (SPEC §5): a chunk goes out while the client holds
+ * at most `bound` bytes it has not read; otherwise it is not written (false), and the protocol
+ * applies its stated policy:
+ * - /ws conflates: the newest update per device waits; past the bound again, or behind for
+ *   WS_SLOW_CLOSE_SECONDS, the client is closed with 1013;
+ * - SSE waits: the stream keeps its place in the event buffer and writes on as the socket drains;
+ *   dropped when that place leaves the buffer or it is behind for WS_SLOW_CLOSE_SECONDS;
+ * - graphql-ws closes with 1013: a subscriber resubscribes.
+ */
+export function boundedWrite(sink: LiveSink, chunk: string, bound: number): boolean {
+  if (sink.unsentBytes() > bound) return false;
+  sink.write(chunk);
+  return true;
 }
 
 export interface LiveLimits {
@@ -55,6 +79,15 @@ export function closeSocket(socket: WebSocket, code: number, reason: string): vo
   }, CLOSE_GRACE_MS);
   timer.unref();
   socket.once('close', () => clearInterval(timer));
+}
+
+/**
+ * The TCP socket under a `ws` WebSocket, to cork while a batch of frames is sent: one write for
+ * the batch instead of one per frame. ws keeps it in `_socket` (ws 8, lib/websocket.js setSocket);
+ * test/live/clients.test.ts fails if a ws upgrade moves it.
+ */
+export function rawSocket(socket: WebSocket): { cork(): void; uncork(): void } | undefined {
+  return (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
 }
 
 export interface SweepOptions {

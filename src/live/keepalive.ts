@@ -1,7 +1,10 @@
 import type { WebSocket } from 'ws';
+import type { LiveClient } from './clients.js';
 
-// SPEC §5: the server pings every WS_PING_SECONDS and drops a peer that did not answer the
-// previous ping. One loop for every WebSocket kind (/ws and /graphql).
+// SPEC §5: live connections are kept alive, and dead ones found, one way: a loop that asks each
+// open client to keep itself alive. A WebSocket (/ws, /graphql) is pinged every WS_PING_SECONDS
+// and dropped when it did not answer the previous ping; an SSE stream gets a comment line every
+// SSE_KEEPALIVE_SECONDS, so that idle proxies keep it open.
 
 export interface Peer {
   readonly socket: WebSocket;
@@ -16,17 +19,20 @@ export function trackPongs(peer: Peer): void {
   });
 }
 
-/** Starts the ping loop over `peers` (read at each tick); returns the timer to clear on close. */
-export function pingLoop(peers: Iterable<Peer>, intervalMs: number): NodeJS.Timeout {
+/** A WebSocket's keep-alive: drops it when the last ping went unanswered, else pings it. */
+export function pingPeer(peer: Peer): void {
+  if (!peer.alive) {
+    peer.socket.terminate();
+    return;
+  }
+  peer.alive = false;
+  peer.socket.ping();
+}
+
+/** Asks every client of `clients` (read at each tick) to keep itself alive; returns the timer to clear on close. */
+export function keepAliveLoop(clients: () => Iterable<Pick<LiveClient, 'keepAlive'>>, intervalMs: number): NodeJS.Timeout {
   const timer = setInterval(() => {
-    for (const peer of peers) {
-      if (!peer.alive) {
-        peer.socket.terminate();
-        continue;
-      }
-      peer.alive = false;
-      peer.socket.ping();
-    }
+    for (const client of clients()) client.keepAlive();
   }, intervalMs);
   timer.unref();
   return timer;

@@ -2,12 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { StreamsConfig } from '../config.js';
-import type { OpenApiDocument } from '../http/openapi.js';
+import type { OpenApiDocument } from '../openapi.js';
 import { closeSocket, startSweep, type LiveClient } from '../live/clients.js';
+import { WsClose } from '../live/close-codes.js';
+import { keepAliveLoop } from '../live/keepalive.js';
+import { StreamSlots } from '../live/slots.js';
+import type { SocketClient } from '../live/socket-client.js';
 import { throttledWarn } from '../log-throttle.js';
-import { WsClose } from './close-codes.js';
-import type { Peer } from './keepalive.js';
-import { StreamSlots } from './slots.js';
 import { sseRoutes, type SseClient } from './sse.js';
 import type { WsClient } from './ws.js';
 
@@ -25,12 +26,12 @@ export interface StreamsPluginOptions {
   config: StreamsConfig;
 }
 
-/** The open stream connections, by kind: for /metrics, and for tests that look at one. */
+/** The open live connections, by kind: for the sweep, the keep-alive, /metrics, and tests that look at one. */
 export interface LiveClients {
   ws: Set<WsClient>;
   sse: Set<SseClient>;
   /** graphql-ws connections (graphql/plugin.ts). */
-  graphql: Set<Peer>;
+  graphql: Set<SocketClient>;
 }
 
 declare module 'fastify' {
@@ -41,39 +42,40 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The live layer's timers, over every kind of client (src/live): the sweep that holds the byte
+ * bounds, and one keep-alive (WebSockets pinged every WS_PING_SECONDS, SSE comment lines every
+ * SSE_KEEPALIVE_SECONDS).
+ */
 async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
-  app.decorate('liveClients', { ws: new Set<WsClient>(), sse: new Set<SseClient>(), graphql: new Set<Peer>() });
+  const live: LiveClients = { ws: new Set(), sse: new Set(), graphql: new Set() };
+  app.decorate('liveClients', live);
   app.decorate('streamSlots', new StreamSlots(opts.config.maxPerAddress));
-  const live = app.liveClients;
-  const sweep = startSweep({
-    clients: () => allClients(live),
-    limits: { slowCloseMs: opts.config.wsSlowCloseMs, maxTotalBufferedBytes: opts.config.maxTotalBufferedBytes },
-    now: () => app.devices.clock.now(),
-    log: app.log.child({ module: 'live' }),
+  const timers = [
+    startSweep({
+      clients: () => allClients(live),
+      limits: { slowCloseMs: opts.config.wsSlowCloseMs, maxTotalBufferedBytes: opts.config.maxTotalBufferedBytes },
+      now: () => app.devices.clock.now(),
+      log: app.log.child({ module: 'live' }),
+    }),
+    keepAliveLoop(() => webSockets(live), opts.config.wsPingMs),
+    keepAliveLoop(() => live.sse, opts.config.sseKeepAliveMs),
+  ];
+  app.addHook('preClose', async () => {
+    for (const timer of timers) clearInterval(timer);
   });
-  app.addHook('preClose', async () => clearInterval(sweep));
   await app.register(sseRoutes, opts);
 }
 
 function* allClients(live: LiveClients): Iterable<LiveClient> {
   yield* live.ws;
   yield* live.sse;
-  for (const peer of live.graphql) yield graphqlClient(peer);
+  yield* live.graphql;
 }
 
-/**
- * A graphql-ws connection as the sweep sees it: its socket's buffer is all it holds (graphql-ws
- * closes a client over the bound at its next message, graphql/plugin.ts), and a memory close is 1013.
- */
-function graphqlClient(peer: Peer): LiveClient {
-  return {
-    kind: 'graphql',
-    address: '',
-    behindSince: null,
-    unsentBytes: () => peer.socket.bufferedAmount,
-    flush: () => true,
-    dropSlow: (why) => closeSocket(peer.socket, WsClose.TryAgainLater, why),
-  };
+function* webSockets(live: LiveClients): Iterable<LiveClient> {
+  yield* live.ws;
+  yield* live.graphql;
 }
 
 /**

@@ -2,8 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { DeviceEvent, EventStream } from '../devices/events.js';
 import { sseBlock } from '../devices/wire.js';
-import { route } from '../http/openapi.js';
-import type { LiveClient } from '../live/clients.js';
+import { route } from '../openapi.js';
+import { boundedWrite, type LiveClient, type LiveSink } from '../live/clients.js';
 import { matches, queryFilter, type EventFilter } from './filter.js';
 import type { StreamsPluginOptions } from './plugin.js';
 
@@ -38,6 +38,11 @@ export class SseClient implements LiveClient {
   #position: number;
   #closed = false;
   readonly #bound: number;
+  /** The response, as the one bounded write sees it. */
+  readonly #sink: LiveSink = {
+    unsentBytes: () => this.res.writableLength,
+    write: (block) => void this.res.write(block),
+  };
 
   constructor(
     readonly res: ServerResponse,
@@ -68,18 +73,18 @@ export class SseClient implements LiveClient {
 
   /** Called for every event of the stream, in seq order: must stay cheap. */
   offer(event: DeviceEvent): void {
-    if (this.#closed) return;
+    // an event a replay has written already (published before the replay, delivered after it)
+    if (this.#closed || event.seq <= this.#position) return;
     if (this.behindSince !== null) {
       // flush() reads it from the buffer, unless the buffer has moved past the stream's place
       if (!this.events.reaches(this.#position)) this.drop('its next event has left the buffer');
       return;
     }
-    if (this.res.writableLength > this.#bound) {
-      this.behindSince = this.now();
+    if (matches(this.filter, event.device) && !boundedWrite(this.#sink, sseBlock(event), this.#bound)) {
+      this.behindSince = this.now(); // the stream's place stays before this event: flush() writes it
       return;
     }
     this.#position = event.seq;
-    if (matches(this.filter, event.device)) this.res.write(sseBlock(event));
   }
 
   /** Writes on from the stream's position while the socket takes it. True once caught up. */
@@ -90,7 +95,7 @@ export class SseClient implements LiveClient {
       this.drop('its next event has left the buffer');
       return false;
     }
-    while (this.res.writableLength <= this.#bound) {
+    for (;;) {
       const event = this.events.next(this.#position);
       if (event === undefined) {
         this.behindSince = null;
@@ -100,10 +105,9 @@ export class SseClient implements LiveClient {
         this.drop('its next event has left the buffer');
         return false;
       }
+      if (matches(this.filter, event.device) && !boundedWrite(this.#sink, sseBlock(event), this.#bound)) return false;
       this.#position = event.seq;
-      if (matches(this.filter, event.device)) this.res.write(sseBlock(event));
     }
-    return false;
   }
 
   /** SPEC §5: a comment line keeps idle proxies from closing the stream; a busy one needs none. */
@@ -150,22 +154,22 @@ export class SseClient implements LiveClient {
 
 export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
   const events = app.devices.events;
-  const { sseKeepAliveMs, wsMaxBufferedBytes } = opts.config;
+  const { wsMaxBufferedBytes } = opts.config;
   const open = app.liveClients.sse;
   const now = (): number => app.devices.clock.now();
 
-  const unsubscribe = events.subscribe((event) => {
-    for (const client of open) client.offer(event);
+  // one batch of events a turn (devices/events.ts): each stream's blocks go out in one write
+  const unsubscribe = events.subscribeBatches((batch) => {
+    for (const client of open) {
+      client.res.cork();
+      for (const event of batch) client.offer(event);
+      client.res.uncork();
+    }
   });
-  const keepAlive = setInterval(() => {
-    for (const client of open) client.keepAlive();
-  }, sseKeepAliveMs);
-  keepAlive.unref();
 
   // Before the server stops: an open stream would keep server.close() (and app.close()) waiting.
   app.addHook('preClose', async () => {
     unsubscribe();
-    clearInterval(keepAlive);
     for (const client of open) client.end();
   });
 

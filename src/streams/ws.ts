@@ -9,11 +9,11 @@ import type { Device } from '../devices/types.js';
 import { compareIds } from '../devices/rules.js';
 import { deviceJson, wsFrame } from '../devices/wire.js';
 import { BRG_ERR_UPGRADE_REQUIRED } from '../errors.js';
-import { route } from '../http/openapi.js';
-import { WsClose } from './close-codes.js';
-import { closeSocket, type LiveClient } from '../live/clients.js';
+import { route } from '../openapi.js';
+import { WsClose } from '../live/close-codes.js';
+import { boundedWrite, closeSocket, rawSocket, type LiveClient, type LiveSink } from '../live/clients.js';
 import { listProblem, matches, queryFilter, type EventFilter } from './filter.js';
-import { pingLoop, trackPongs } from './keepalive.js';
+import { pingPeer, trackPongs } from '../live/keepalive.js';
 import type { StreamsPluginOptions } from './plugin.js';
 
 // SPEC §5 /ws: a snapshot, then update and silent frames; subscribe frames replace the filter;
@@ -80,6 +80,11 @@ export class WsClient implements LiveClient {
   #again = false;
   /** Error frames for client frames that came while a snapshot was written. */
   #errors: string[] = [];
+  /** The socket, as the one bounded write sees it. */
+  readonly #sink: LiveSink = {
+    unsentBytes: () => this.socket.bufferedAmount,
+    write: (frame) => this.socket.send(frame),
+  };
 
   constructor(
     readonly socket: WebSocket,
@@ -110,13 +115,11 @@ export class WsClient implements LiveClient {
       this.#wait(wsFrame(event).length - (replaced === undefined ? 0 : wsFrame(replaced).length));
       return;
     }
-    if (this.#queue !== null || this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
-      this.pending = new Map([[event.device.deviceId, event]]);
-      this.#wait(wsFrame(event).length);
-      if (this.#queue === null) this.behindSince ??= this.now();
-      return;
-    }
-    this.socket.send(wsFrame(event));
+    if (this.#queue === null && boundedWrite(this.#sink, wsFrame(event), this.limits.maxBufferedBytes)) return;
+    // behind (or a snapshot is being written): conflation starts
+    this.pending = new Map([[event.device.deviceId, event]]);
+    this.#wait(wsFrame(event).length);
+    if (this.#queue === null) this.behindSince ??= this.now();
   }
 
   /** Sends what waits, oldest seq first, while the socket stays within the bound. True when caught up. */
@@ -125,18 +128,21 @@ export class WsClient implements LiveClient {
     if (this.pending === null) return true;
     const waiting = [...this.pending.values()].sort((a, b) => a.seq - b.seq);
     for (let i = 0; i < waiting.length; i++) {
-      if (this.socket.bufferedAmount > this.limits.maxBufferedBytes) {
+      const frame = wsFrame(waiting[i]!);
+      if (!boundedWrite(this.#sink, frame, this.limits.maxBufferedBytes)) {
         this.pending = new Map(waiting.slice(i).map((e) => [e.device.deviceId, e]));
         return false;
       }
-      const frame = wsFrame(waiting[i]!);
       this.#waitingBytes -= frame.length;
-      this.socket.send(frame);
     }
     this.pending = null;
     this.#waitingBytes = 0;
     this.behindSince = null;
     return true;
+  }
+
+  keepAlive(): void {
+    pingPeer(this);
   }
 
   dropSlow(why: string): void {
@@ -329,14 +335,21 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
   const log = app.log.child({ module: 'ws' });
   const now = (): number => app.devices.clock.now();
 
-  const unsubscribe = events.subscribe((event) => {
-    for (const client of clients) client.offer(event);
+  // one batch of events a turn (devices/events.ts): each client's frames go out in one write
+  const unsubscribe = events.subscribeBatches((batch) => {
+    for (const client of clients) {
+      if (batch.length === 1) {
+        client.offer(batch[0]!);
+        continue;
+      }
+      const raw = rawSocket(client.socket);
+      raw?.cork();
+      for (const event of batch) client.offer(event);
+      raw?.uncork();
+    }
   });
-  const pingTimer = pingLoop(clients, config.wsPingMs);
-
   app.addHook('preClose', async () => {
     unsubscribe();
-    clearInterval(pingTimer);
   });
 
   const spec = route(opts.doc, 'openWebSocket');

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { EventEmitter } from 'node:events';
 import { Webhook } from 'standardwebhooks';
-import type { Delivery, Outbox } from './outbox.js';
-import { webhookId } from './outbox.js';
+import type { Delivery, Outbox } from '../devices/outbox.js';
+import { webhookId } from '../devices/outbox.js';
 
 // SPEC §5: Standard Webhooks delivery. Each attempt is signed afresh with its own timestamp;
 // success is a 2xx within the timeout; failures (timeouts, network errors, 5xx, 429, 3xx: no

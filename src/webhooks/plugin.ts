@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebhooksConfig } from '../config.js';
-import { WebhookDelivery, type WebhookCounts } from './delivery.js';
-import { webhookType } from './outbox.js';
+import { WebhookDelivery } from './delivery.js';
+import { webhookType } from '../devices/outbox.js';
 
 // SPEC §5 webhooks: the store enqueues (with the event, in one write); this delivers.
 
@@ -11,10 +11,6 @@ declare module 'fastify' {
     /** Null without WEBHOOK_URLS. */
     webhooks: WebhookDelivery | null;
   }
-}
-
-export interface WebhookStats extends WebhookCounts {
-  pending: number;
 }
 
 async function webhooksPlugin(app: FastifyInstance, opts: { config: WebhooksConfig | null }): Promise<void> {
@@ -35,19 +31,14 @@ async function webhooksPlugin(app: FastifyInstance, opts: { config: WebhooksConf
   });
   app.decorate('webhooks', delivery);
   // the event is stored, its deliveries with it: wake the senders
-  const unsubscribe = app.devices.events.subscribe((event) => {
-    if (webhookType(event) !== null) delivery.wake();
+  const unsubscribe = app.devices.events.subscribeBatches((events) => {
+    if (events.some((event) => webhookType(event) !== null)) delivery.wake();
   });
   app.addHook('onReady', async () => delivery.start()); // what a previous run left pending goes first
   app.addHook('preClose', async () => {
     unsubscribe();
     await delivery.close();
   });
-}
-
-export async function webhookStats(app: FastifyInstance): Promise<WebhookStats | null> {
-  if (app.webhooks === null) return null;
-  return { pending: await app.devices.store.pendingDeliveries(), ...app.webhooks.counts };
 }
 
 export default fp(webhooksPlugin, { name: 'webhooks', dependencies: ['devices'] });

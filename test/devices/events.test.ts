@@ -17,13 +17,34 @@ t.test('listeners get every event in order; one that throws does not stop the ot
   });
   const off = stream.subscribe((e) => got.push(e.seq));
   for (let seq = 1; seq <= 3; seq++) stream.publish(event(seq));
+  stream.flush();
   off();
   stream.publish(event(4));
+  stream.flush();
   t.same(got, [1, 2, 3]);
   t.equal(errors.length, 4);
   t.doesNotThrow(() => stream.publish(event(4)), 'a stored event is never refused');
   t.match(String(errors[4]), /seq 4 is not after 4/, 'but reported');
   t.same(stream.replayAfter(3), { kind: 'reset' }, 'and no replay crosses it');
+});
+
+t.test('off the acknowledgement path: publish records at once, listeners hear one batch per turn', async (t) => {
+  const stream = new EventStream(10, () => {});
+  const batches: number[][] = [];
+  stream.subscribeBatches((events) => batches.push(events.map((e) => e.seq)));
+  let after: number[] = [];
+  stream.afterListeners((events) => (after = events.map((e) => e.seq)));
+  for (let seq = 1; seq <= 3; seq++) stream.publish(event(seq));
+  t.same(batches, [], 'nobody hears it while the publisher goes on (its PUBACK first)');
+  t.equal(stream.lastSeq, 3, 'the buffer has them at once');
+  t.same(stream.next(0)?.seq, 1, 'a reader of the buffer sees them at once');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(batches, [[1, 2, 3]], 'one batch, in seq order');
+  t.same(after, [1, 2, 3], 'the observer runs after the listeners');
+  stream.publish(event(4));
+  await new Promise((resolve) => setImmediate(resolve));
+  stream.flush();
+  t.same(batches, [[1, 2, 3], [4]], 'the next turn, the next batch; an empty flush delivers nothing');
 });
 
 t.test('replay after a seq: exactly the missed events, or reset', async (t) => {

@@ -1,18 +1,51 @@
 import type { Test } from 'tap';
+import type { DeviceEvent } from '../../src/devices/events.js';
 import type { DeviceStore, StoreOutcome } from '../../src/devices/store.js';
 import { record } from '../helpers/records.js';
+import { outboxContract } from './outbox.contract.js';
 import { ruleCases } from './rules.cases.js';
 
-// One suite for every DeviceStore (memory now; SQLite and Redis next), as aedes-persistence's
-// abstract.js: a new store is finished when this passes. `open` gives a fresh, empty store
-// whose history keeps `historyLimit` entries.
+// One suite for every DeviceStore (memory, SQLite; Redis next), as aedes-persistence's
+// abstract.js: a new store is finished when this passes. The device half is here, the outbox
+// half (webhooks/outbox.ts, which DeviceStore extends) in test/webhooks/outbox.contract.ts.
 
-export type OpenStore = (t: Test, options: { historyLimit: number }) => Promise<DeviceStore>;
+export interface StoreOptions {
+  /** HISTORY_LIMIT: entries kept per device. */
+  historyLimit: number;
+  /** WEBHOOK_URLS: each stateChanged and silent event is enqueued for each (none when absent). */
+  webhookUrls?: string[];
+}
+
+/** A fresh, empty store with these options, closed when `t` ends. */
+export type OpenStore = (t: Test, options: StoreOptions) => Promise<DeviceStore>;
+
+/** Closes `store` and opens its data again with the options it was opened with: a restart. */
+export type ReopenStore = (t: Test, store: DeviceStore) => Promise<DeviceStore>;
+
+export interface ContractOptions {
+  /**
+   * A durable store's restart. Without it the cases about what survives a restart are skipped,
+   * and recentEvents() may keep nothing (the event stream's own buffer serves replay then).
+   */
+  reopen?: ReopenStore;
+  /**
+   * Checks this store is known to fail, by key, with the reason: they still run, and a failure
+   * is reported as a TODO instead of failing the suite. Each key names one check of a case.
+   */
+  todo?: Record<string, string>;
+}
 
 const AT = '2026-01-01T00:00:00.000Z';
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 
-export function storeContract(t: Test, name: string, open: OpenStore): void {
+/** What an event says, without its cached wire forms. */
+function eventFacts(e: DeviceEvent): Record<string, unknown> {
+  return e.kind === 'update'
+    ? { seq: e.seq, kind: e.kind, device: e.device, previousState: e.previousState, changed: e.changed }
+    : { seq: e.seq, kind: e.kind, device: e.device };
+}
+
+export function storeContract(t: Test, name: string, open: OpenStore, options: ContractOptions = {}): void {
   t.test(`${name} store: SPEC §4 rules`, async (t) => {
     for (const c of ruleCases) {
       t.test(c.name, async (t) => {
@@ -162,4 +195,51 @@ export function storeContract(t: Test, name: string, open: OpenStore): void {
     t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution');
     t.equal((await store.list({ limit: 10 })).total, 2);
   });
+
+  t.test(`${name} store: recentEvents, the newest events it emitted, oldest first, at most limit`, async (t) => {
+    const store = await open(t, { historyLimit: 50 });
+    t.same(await store.recentEvents(10), [], 'nothing emitted, nothing kept');
+    const emitted = await emitSome(store);
+    t.same(emitted.map((e) => [e.seq, e.kind]), [[1, 'update'], [2, 'update'], [3, 'update'], [4, 'update'], [5, 'silent']]);
+    for (const limit of [0, 1, 3, 5, 100]) {
+      const recent = await store.recentEvents(limit);
+      t.ok(recent.length <= limit, `limit ${limit}: ${recent.length} events`);
+      // a suffix of what it emitted: the newest, in seq order, no gap, nothing it did not emit
+      t.same(recent.map(eventFacts), emitted.slice(emitted.length - recent.length).map(eventFacts), `limit ${limit}: the newest, oldest first`);
+      if (options.reopen) t.equal(recent.length, Math.min(limit, emitted.length), `limit ${limit}: a durable store keeps them`);
+    }
+  });
+
+  t.test(
+    `${name} store: recentEvents after a restart`,
+    { skip: options.reopen ? false : `${name} keeps nothing across a restart: no reopen` },
+    async (t) => {
+      const first = await open(t, { historyLimit: 50 });
+      const emitted = await emitSome(first);
+      const store = await options.reopen!(t, first);
+      t.same((await store.recentEvents(100)).map(eventFacts), emitted.map(eventFacts), 'the events of before the restart, as emitted');
+      t.equal(await store.lastSeq(), 5);
+      const next = await store.apply(record({ deviceId: 'c', timestamp: 40 }), AT);
+      if (next.kind === 'update') emitted.push(next.event);
+      t.same((await store.recentEvents(3)).map(eventFacts), emitted.slice(-3).map(eventFacts), 'and new ones follow them, no gap');
+    },
+  );
+
+  outboxContract(t, name, open, options);
+}
+
+/** Emits events 1-5 (four updates, a heartbeat among them, then a silence; a duplicate and a late message emit none) and returns them. */
+async function emitSome(store: DeviceStore): Promise<DeviceEvent[]> {
+  const emitted: DeviceEvent[] = [];
+  const push = (o: StoreOutcome): void => {
+    if (o.kind === 'update') emitted.push(o.event);
+  };
+  push(await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 10 }), AT)); // new
+  push(await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 20 }), AT)); // heartbeat: an event too
+  push(await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 20 }), AT)); // duplicate: none
+  push(await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 15 }), AT)); // late: none
+  push(await store.apply(record({ deviceId: 'b', state: 'open', timestamp: 10 }), AT)); // new
+  push(await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 30 }), AT)); // change
+  emitted.push(...(await store.markSilent(25, 100))); // b
+  return emitted;
 }

@@ -3,26 +3,22 @@ import t from 'tap';
 import { buildTestApp, testConfig } from '../helpers/app.js';
 import { record } from '../helpers/records.js';
 import { SqliteStore } from '../../src/devices/stores/sqlite.js';
+import { SseParser, type SseBlock } from '../helpers/sse.js';
 
 // SPEC §7: a restart resumes with every device's state and emits nothing it already emitted;
 // SSE replay (Last-Event-ID) works across it from the events the store kept.
 
 const ts = 1_800_000_000;
 
-/** The first `count` SSE blocks of GET /events with a Last-Event-ID. */
-function readEvents(base: string, lastEventId: string, count: number): Promise<string[]> {
+/** The first `count` SSE events (blocks with an `event:`) of GET /events with a Last-Event-ID. */
+function readEvents(base: string, lastEventId: string, count: number): Promise<SseBlock[]> {
   return new Promise((resolve, reject) => {
-    const blocks: string[] = [];
+    const blocks: SseBlock[] = [];
     const req = request(`${base}/events`, { headers: { 'last-event-id': lastEventId } }, (res) => {
-      res.setEncoding('utf8');
-      let rest = '';
-      res.on('data', (chunk: string) => {
-        rest += chunk;
-        let end: number;
-        while ((end = rest.indexOf('\n\n')) !== -1) {
-          const block = rest.slice(0, end);
-          rest = rest.slice(end + 2);
-          if (block.startsWith('retry:') || block.startsWith(':')) continue;
+      const parser = new SseParser();
+      res.on('data', (chunk: Buffer) => {
+        for (const block of parser.push(chunk)) {
+          if (block.event === null || blocks.length === count) continue;
           blocks.push(block);
           if (blocks.length === count) {
             req.destroy();
@@ -57,7 +53,7 @@ t.test('state, history and seq continue after a restart; SSE replays across it',
 
   const { port } = second.server.address() as { port: number };
   const replay = await readEvents(`http://127.0.0.1:${port}`, '3', 2);
-  t.same(replay.map((b) => /^id: (\d+)$/m.exec(b)?.[1]), ['4', '5'], 'the events after Last-Event-ID 3, from before the restart');
+  t.same(replay.map((b) => b.id), ['4', '5'], 'the events after Last-Event-ID 3, from before the restart');
 
   const next = await second.devices.accept(record({ deviceId: 'd9', timestamp: ts + 10 }), Date.now());
   t.equal(next.kind === 'update' && next.event.seq, 6, 'the seq continues');

@@ -11,6 +11,7 @@ import { APP_ID, APP_KEY, TOPIC, brokerEnv, message, publisher } from '../helper
 import { getJson, spawnBridge, type BridgeProcess } from '../helpers/process.js';
 import { withTimeout } from '../helpers/app.js';
 import { SECRET } from '../helpers/receiver.js';
+import { SseParser } from '../helpers/sse.js';
 import { WsProbe } from '../helpers/ws.js';
 
 // Issue 7 item 5, SPEC §5/§7: SIGTERM or SIGINT closes the bridge gracefully. It stops accepting,
@@ -103,18 +104,12 @@ function openSse(t: Test, url: string): Promise<SseProbe> {
         }),
         first: new Promise((done) => (firstEvent = done)),
       };
-      res.setEncoding('utf8');
-      let rest = '';
-      res.on('data', (chunk: string) => {
-        rest += chunk;
-        let end: number;
-        while ((end = rest.indexOf('\n\n')) !== -1) {
-          const block = rest.slice(0, end);
-          rest = rest.slice(end + 2);
-          if (/^id: \d+$/m.test(block)) {
-            probe.events++;
-            firstEvent();
-          }
+      const parser = new SseParser();
+      res.on('data', (chunk: Buffer) => {
+        for (const block of parser.push(chunk)) {
+          if (block.id === null) continue;
+          probe.events++;
+          firstEvent();
         }
       });
       resolve(probe);

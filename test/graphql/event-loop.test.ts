@@ -13,11 +13,13 @@ import { aliases, codes, gql, seedBig, staticCount, ts } from './hostile.js';
 //
 // The bound: the worst accepted query executes in about 30 ms here (GRAPHQL_MAX_FIELDS 30,000 at
 // about 1 µs a field) and writes at most 4 MiB, and executions take turns (turns.ts), so a turn
-// of the loop holds one of them. 200 ms leaves a margin of about three for a busy 2-core CI machine
-// (tap runs test files in parallel) and a major GC.
+// of the loop holds one of them: alone, the longest turn measured 38 to 114 ms. But tap runs test
+// files in parallel on a 2-core CI machine, and a process waiting for a core is measured as a late
+// loop too (a run of the whole suite saw over 200 ms): the bound is set for the regression it
+// guards against (one request held the loop for 3.25 s, /healthz waited 6.9 s), not as a benchmark.
 
-const LOOP_BOUND_MS = 200;
-const HEALTHZ_BOUND_MS = 1000;
+const LOOP_BOUND_MS = 750;
+const HEALTHZ_BOUND_MS = 2000;
 const CLIENTS = 4;
 const ROUNDS = 3;
 

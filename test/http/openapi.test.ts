@@ -2,7 +2,7 @@ import t from 'tap';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { RouteOptions } from 'fastify';
-import { loadOpenApi, toFastifyPath } from '../../src/http/openapi.js';
+import { loadOpenApi, toFastifyPath } from '../../src/openapi.js';
 import * as errors from '../../src/errors.js';
 import { record } from '../helpers/records.js';
 import { buildTestApp, testConfig } from '../helpers/app.js';

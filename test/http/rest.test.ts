@@ -137,12 +137,14 @@ t.test('silence: a device falls silent after SILENCE_AFTER_SECONDS, once, and th
   const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
   await app.ready();
   await app.devices.accept(record({ deviceId: 's', timestamp: NOW / 1000 }), now);
+  app.devices.events.flush(); // its update is delivered before we listen (devices/events.ts: a batch a turn)
   const events: DeviceEvent[] = [];
   app.devices.events.subscribe((e) => events.push(e));
   now += 60_000;
   t.equal(await app.devices.sweepSilence(), 0, 'exactly the limit: not silent yet');
   now += 1000;
   t.equal(await app.devices.sweepSilence(), 1);
+  app.devices.events.flush(); // listeners hear a batch a turn later (devices/events.ts)
   t.same(events.map((e) => [e.kind, e.device.deviceId, e.device.silent]), [['silent', 's', true]]);
   t.equal(await app.devices.sweepSilence(), 0, 'one event per silence');
   t.equal((await app.inject('/devices?silent=true')).json().total, 1);

@@ -1,6 +1,9 @@
 import t from 'tap';
 import pino from 'pino';
-import { sweep, type LiveClient, type LiveLimits } from '../../src/live/clients.js';
+import { Socket } from 'node:net';
+import { once } from 'node:events';
+import WebSocket, { WebSocketServer } from 'ws';
+import { rawSocket, sweep, type LiveClient, type LiveLimits } from '../../src/live/clients.js';
 
 // The live sweep against object literals: no sockets, no timers, a clock given by the test.
 
@@ -30,6 +33,7 @@ function client(name: string, held: number, behindSince: number | null = null, c
     dropSlow(why) {
       this.dropped = why;
     },
+    keepAlive() {},
   };
 }
 
@@ -69,4 +73,23 @@ t.test('a total bound of 0 bounds nothing; within the bound nobody is closed', a
   t.ok(clients.every((c) => c.dropped === null));
   run(clients, 0, { maxTotalBufferedBytes: 2e9 });
   t.ok(clients.every((c) => c.dropped === null));
+});
+
+t.test("ws keeps the TCP socket where rawSocket looks (a ws upgrade that moves it fails here)", async (t) => {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => server.close());
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[WebSocket]>;
+  const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`);
+  t.teardown(() => client.terminate());
+  const [socket] = await accepted;
+  t.ok(rawSocket(socket) instanceof Socket, 'the server side of a connection has its net.Socket there');
+  const got = new Promise<string[]>((resolve) => {
+    const frames: string[] = [];
+    client.on('message', (data) => frames.push(data.toString()) === 3 && resolve(frames));
+  });
+  rawSocket(socket)!.cork();
+  for (const frame of ['a', 'b', 'c']) socket.send(frame);
+  rawSocket(socket)!.uncork();
+  t.same(await got, ['a', 'b', 'c'], 'frames sent while corked arrive whole and in order');
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { EventEmitter } from 'node:events';
-import { StreamSlots } from '../../src/streams/slots.js';
+import { StreamSlots } from '../../src/live/slots.js';
 
 // SPEC §9: the per-address cap on open streams, on its own (security.test.ts holds it to real sockets).
 

@@ -6,6 +6,7 @@ import type { DeviceEvent } from '../../src/devices/events.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
 import { withTimeout } from '../helpers/app.js';
+import { SseParser } from '../helpers/sse.js';
 
 // SPEC §5: every accepted update reaches every matching subscriber of every API exactly once,
 // in seq order. 500 subscribers over /ws, /events and GraphQL; a burst of 5,000 MQTT messages.
@@ -57,17 +58,9 @@ t.test('500 subscribers over three APIs each get every matching event once, in o
     ready.push(
       new Promise<void>((resolve, reject) => {
         const req = request(`http://${base}/events${query}`, (res) => {
-          res.setEncoding('utf8');
-          let rest = '';
-          res.on('data', (chunk: string) => {
-            rest += chunk;
-            let end: number;
-            while ((end = rest.indexOf('\n\n')) !== -1) {
-              const block = rest.slice(0, end);
-              rest = rest.slice(end + 2);
-              const id = /^id: (\d+)$/m.exec(block);
-              if (id) sub.seqs.push(Number(id[1]));
-            }
+          const parser = new SseParser();
+          res.on('data', (chunk: Buffer) => {
+            for (const block of parser.push(chunk)) if (block.id !== null) sub.seqs.push(Number(block.id));
           });
           resolve();
         });

@@ -1,8 +1,8 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
 import { parseRetryAfter } from '../../src/webhooks/delivery.js';
 import type { FastifyInstance } from 'fastify';
-import { buildTestApp, testConfig, withTimeout } from '../helpers/app.js';
+import { buildTestApp, testConfig, until, withTimeout } from '../helpers/app.js';
 import { record } from '../helpers/records.js';
 import { Receiver, SECRET } from '../helpers/receiver.js';
 import { checkFrame } from '../helpers/asyncapi.js';
@@ -31,10 +31,29 @@ function webhookStats(app: FastifyInstance, match: (s: Record<string, number>) =
 }
 const FAST = { WEBHOOK_SECRET: SECRET, WEBHOOK_TIMEOUT_SECONDS: '0.3', WEBHOOK_RETRY_SECONDS: '0.05,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1' };
 
-t.test('state changes and silences are POSTed, signed; heartbeats are not', async (t) => {
+interface StoreKind {
+  name: string;
+  /** Keeps pending deliveries across a restart (SPEC §7). */
+  durable: boolean;
+  /** The variables that choose it; the durable one in the test's own temp dir. */
+  env: (t: Test) => Record<string, string>;
+}
+const stores: StoreKind[] = [
+  { name: 'memory', durable: false, env: () => ({ DATA_DIR: '' }) },
+  { name: 'sqlite', durable: true, env: (t) => ({ DATA_DIR: t.testdir() }) },
+];
+
+/** A case run on each store the bridge can have; `durableOnly`: why it is skipped on the others. */
+function eachStore(name: string, fn: (t: Test, store: StoreKind) => Promise<void>, durableOnly?: string): void {
+  for (const store of stores) {
+    t.test(`${name} (${store.name} store)`, { skip: durableOnly !== undefined && !store.durable ? durableOnly : false }, (t) => fn(t, store));
+  }
+}
+
+eachStore('state changes and silences are POSTed, signed; heartbeats are not', async (t, store) => {
   const receiver = await Receiver.start(t);
   let now = ts * 1000;
-  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
+  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
   await app.ready();
   await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: ts }), now); // new: a change from null
   await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: ts + 1 }), now); // heartbeat
@@ -55,13 +74,14 @@ t.test('state changes and silences are POSTed, signed; heartbeats are not', asyn
   t.same(await webhookStats(app, (s) => s.delivered === 3, 'three delivered'), { pending: 0, delivered: 3, retried: 0, abandoned: 0, disabledUrls: 0 });
 });
 
-t.test('a receiver down, then slow, then failing: every event arrives once it recovers', async (t) => {
+eachStore('a receiver down, then slow, then failing: every event arrives once it recovers', async (t, store) => {
   const receiver = await Receiver.start(t);
-  const dir = t.testdir();
-  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_URLS: receiver.url, DATA_DIR: dir }), { connectMqtt: false });
+  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url }), { connectMqtt: false });
   await app.ready();
   await receiver.down();
   for (let i = 0; i < 10; i++) await app.devices.accept(record({ deviceId: `d${i}`, state: 'open', timestamp: ts }), Date.now());
+  // the senders wake once the batch of events is delivered (devices/events.ts), then fail on the refused connection
+  await until(() => (app.webhooks?.counts.retried ?? 0) >= 10, () => `retried ${app.webhooks?.counts.retried}: each delivery failed once while down`);
   await receiver.up();
   receiver.behaviour = () => ({ status: 204, delayMs: 1000 }); // longer than WEBHOOK_TIMEOUT_SECONDS
   await receiver.until((r) => r.received.length >= 3, 'slow answers');
@@ -76,10 +96,9 @@ t.test('a receiver down, then slow, then failing: every event arrives once it re
   t.ok((stats.retried ?? 0) >= 10, `retried ${stats.retried}`);
 });
 
-t.test('a restart resends nothing already delivered, and delivers what was pending', async (t) => {
+eachStore('a restart resends nothing already delivered, and delivers what was pending', async (t, store) => {
   const receiver = await Receiver.start(t);
-  const dir = t.testdir();
-  const env = { ...FAST, WEBHOOK_URLS: receiver.url, DATA_DIR: dir };
+  const env = { ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url };
   const first = await buildTestApp(t, testConfig(env), { connectMqtt: false });
   await first.ready();
   for (let i = 0; i < 5; i++) await first.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
@@ -96,15 +115,33 @@ t.test('a restart resends nothing already delivered, and delivers what was pendi
   const ids = receiver.accepted.map((x) => x.id);
   t.equal(ids.length, new Set(ids).size, 'nothing delivered twice');
   t.equal((await webhookStats(second, (s) => s.pending === 0, 'nothing pending')).pending, 0);
+}, 'memory only: pending deliveries go with the process (SPEC §7: DATA_DIR keeps them)');
+
+eachStore('a restart never reuses a webhook-id', async (t, store) => {
+  const receiver = await Receiver.start(t);
+  const env = { ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url };
+  const first = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  await first.ready();
+  await first.devices.accept(record({ deviceId: 'a', timestamp: ts }), Date.now());
+  await webhookStats(first, (s) => s.delivered === 1, "the first run's delivery");
+  await first.close();
+  const second = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  await second.ready();
+  await second.devices.accept(record({ deviceId: 'b', timestamp: ts }), Date.now());
+  const idsOf = (deviceId: string): string[] => receiver.accepted.filter((r) => r.body.data.device.deviceId === deviceId).map((r) => r.id);
+  await receiver.until(() => idsOf('b').length === 1, "the second run's delivery");
+  // SPEC §5: msg_<storeId>_<seq>; a memory store counts seqs from 1 again, under a new store id
+  t.same(idsOf('a').length, 1, 'the first run delivered its event once');
+  t.not(idsOf('b')[0], idsOf('a')[0], 'a new event, a new webhook-id: a receiver that deduplicates by it drops nothing');
 });
 
-t.test('one dead receiver never delays another; 410 Gone disables its URL', async (t) => {
+eachStore('one dead receiver never delays another; 410 Gone disables its URL', async (t, store) => {
   const slow = await Receiver.start(t);
   const fast = await Receiver.start(t);
   const gone = await Receiver.start(t);
   slow.behaviour = () => ({ status: 204, delayMs: 5000 });
   gone.behaviour = () => ({ status: 410 });
-  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_TIMEOUT_SECONDS: '10', WEBHOOK_URLS: `${slow.url},${fast.url},${gone.url}` }), { connectMqtt: false });
+  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_TIMEOUT_SECONDS: '10', WEBHOOK_URLS: `${slow.url},${fast.url},${gone.url}` }), { connectMqtt: false });
   await app.ready();
   for (let i = 0; i < 20; i++) await app.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
   await fast.until((r) => r.accepted.length === 20, 'all twenty at the fast receiver', 4000);
@@ -114,10 +151,10 @@ t.test('one dead receiver never delays another; 410 Gone disables its URL', asyn
   t.ok(gone.received.length <= 4, 'no more deliveries to a URL that answered 410');
 });
 
-t.test('a delivery is abandoned after the last attempt of the schedule', async (t) => {
+eachStore('a delivery is abandoned after the last attempt of the schedule', async (t, store) => {
   const receiver = await Receiver.start(t);
   receiver.behaviour = () => ({ status: 500 });
-  const app = await buildTestApp(t, testConfig({ ...FAST, WEBHOOK_URLS: receiver.url, WEBHOOK_RETRY_SECONDS: '0.02,0.02' }), { connectMqtt: false });
+  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url, WEBHOOK_RETRY_SECONDS: '0.02,0.02' }), { connectMqtt: false });
   await app.ready();
   await app.devices.accept(record({ deviceId: 'x', timestamp: ts }), Date.now());
   await receiver.until((r) => r.received.filter((x) => x.status === 500).length === 3, 'three attempts');

@@ -3,7 +3,7 @@ import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
 import { applyWithHistory, compareIds, historyEntry, markSilent, type Outcome } from '../rules.js';
 import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
 import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
-import { webhookBody, webhookType, type Delivery } from '../../webhooks/outbox.js';
+import { webhookBody, webhookType, type Delivery } from '../outbox.js';
 
 interface Slot {
   device: Device;
@@ -130,11 +130,10 @@ export class MemoryStore implements DeviceStore {
 
   async dueDeliveries(url: string, now: number, limit: number): Promise<Delivery[]> {
     const due: Delivery[] = [];
-    for (const d of this.#outbox.values()) {
-      if (d.url === url && d.nextAttemptAt <= now) due.push({ ...d });
-      if (due.length === limit) break;
-    }
-    return due;
+    for (const d of this.#outbox.values()) if (d.url === url && d.nextAttemptAt <= now) due.push(d);
+    // in the order they fell due, as the SQLite store (next_attempt_at, then id)
+    due.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.id - b.id);
+    return due.slice(0, limit).map((d) => ({ ...d }));
   }
 
   async nextDueAt(url: string): Promise<number | null> {

@@ -7,7 +7,7 @@ import { apply, markSilent } from '../rules.js';
 import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
 import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
 import { deviceJson } from '../wire.js';
-import { webhookBody, webhookType, type Delivery } from '../../webhooks/outbox.js';
+import { webhookBody, webhookType, type Delivery } from '../outbox.js';
 
 // SPEC §7: the durable store in DATA_DIR. Each message's effects (device, history, event, seq)
 // are written in one small transaction before apply() returns, so that ingest acknowledges the
@@ -121,6 +121,7 @@ export class SqliteStore implements DeviceStore {
     this.#db = openDatabase(options);
     const db = this.#db;
     this.storeId = meta(db, 'store_id') ?? setMeta(db, 'store_id', randomUUID().replaceAll('-', ''));
+    reslotEvents(db, options.eventBuffer);
     this.#q = {
       getDevice: db.prepare('SELECT json, history_count FROM devices WHERE device_id = ?'),
       putDevice: db.prepare(
@@ -427,4 +428,24 @@ function meta(db: Db, key: string): string | undefined {
 function setMeta(db: Db, key: string, value: string): string {
   db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run(key, value);
   return value;
+}
+
+/**
+ * The events ring keeps an event in slot seq % EVENT_BUFFER. EVENT_BUFFER may change between runs:
+ * then the events kept are put in the slots of the new size, and only the newest run of them
+ * without a gap is kept (SPEC §5: a replay never skips an event silently). Without this, a raised
+ * size let a new event overwrite a kept one, and a lowered one left stale events around a gap.
+ */
+function reslotEvents(db: Db, size: number): void {
+  db.transaction(() => {
+    const seqs = (db.prepare('SELECT seq FROM events ORDER BY seq DESC').all() as { seq: number }[]).map((r) => r.seq);
+    let kept = 0;
+    while (kept < seqs.length && kept < size && (kept === 0 || seqs[kept] === seqs[kept - 1]! - 1)) kept++;
+    const oldest = kept === 0 ? Infinity : seqs[kept - 1]!;
+    db.prepare('DELETE FROM events WHERE seq < ?').run(oldest === Infinity ? Number.MAX_SAFE_INTEGER : oldest);
+    if (kept === 0) return;
+    // through negative slots: no two rows may share a slot on the way
+    db.prepare('UPDATE events SET slot = -1 - seq').run();
+    db.prepare('UPDATE events SET slot = seq % ?').run(size);
+  })();
 }

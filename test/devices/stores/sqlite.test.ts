@@ -1,8 +1,9 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
+import type { DeviceStore } from '../../../src/devices/store.js';
 import { DATABASE_FILE, SqliteStore, StoreOpenError, type SqliteStoreOptions } from '../../../src/devices/stores/sqlite.js';
 import { record } from '../../helpers/records.js';
 import { storeContract } from '../store.contract.js';
@@ -16,10 +17,19 @@ const options = (dir: string, overrides: Partial<SqliteStoreOptions> = {}): Sqli
   ...overrides,
 });
 
-storeContract(t, 'sqlite', async (t, { historyLimit }) => {
-  const store = new SqliteStore(options(t.testdir(), { historyLimit }));
+/** The options each store of the contract was opened with, for its reopen. */
+const opened = new WeakMap<DeviceStore, SqliteStoreOptions>();
+const openWith = (t: Test, opts: SqliteStoreOptions): SqliteStore => {
+  const store = new SqliteStore(opts);
+  opened.set(store, opts);
   t.teardown(() => store.close());
   return store;
+};
+storeContract(t, 'sqlite', async (t, { historyLimit, webhookUrls }) => openWith(t, options(t.testdir(), { historyLimit, webhookUrls })), {
+  reopen: async (t, store) => {
+    await store.close();
+    return openWith(t, opened.get(store)!);
+  },
 });
 
 t.test('everything survives a reopen: devices, history, counters, seq, store id, recent events', async (t) => {
@@ -92,4 +102,30 @@ t.test('EVENT_BUFFER 0 keeps no events, and the seq still continues', async (t) 
   t.teardown(() => second.close());
   t.same(await second.recentEvents(10), []);
   t.equal(await second.lastSeq(), 1);
+});
+
+t.test('EVENT_BUFFER changed between runs: recentEvents still ends at the newest event, without a gap', async (t) => {
+  // SPEC §5: replay never skips an event silently; the events kept seed the replay buffer at start
+  const seqsOf = async (dir: string, eventBuffer: number, devices: string[]): Promise<number[]> => {
+    const store = new SqliteStore(options(dir, { eventBuffer }));
+    try {
+      for (const deviceId of devices) await store.apply(record({ deviceId, timestamp: 10 }), AT);
+      return (await store.recentEvents(eventBuffer)).map((e) => e.seq);
+    } finally {
+      await store.close();
+    }
+  };
+  const ids = (from: number, to: number): string[] => Array.from({ length: to - from + 1 }, (_, i) => `d${from + i}`);
+  const contiguousTo = (seqs: number[], last: number): boolean => seqs.length > 0 && seqs.every((s, i) => s === last - seqs.length + 1 + i);
+
+  const raised = t.testdir();
+  t.same(await seqsOf(raised, 3, ids(1, 10)), [8, 9, 10]);
+  const afterRaise = await seqsOf(raised, 10, ids(11, 11));
+  t.ok(contiguousTo(afterRaise, 11), `raised from 3 to 10, one event later: ${afterRaise.join(',')}`);
+
+  const lowered = t.testdir();
+  t.same(await seqsOf(lowered, 10, ids(1, 10)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  t.same(await seqsOf(lowered, 3, ids(11, 11)), [9, 10, 11]);
+  const afterLowerRaise = await seqsOf(lowered, 10, []);
+  t.ok(contiguousTo(afterLowerRaise, 11), `lowered to 3 for one event, raised to 10 again: ${afterLowerRaise.join(',')}`);
 });
