@@ -13,6 +13,6 @@ export async function collectStats(app: FastifyInstance) {
     messages: { received, accepted, duplicate, late, invalid },
     mqtt: app.ingest.status(),
     webhooks: app.webhooks === null ? null : { pending: await app.devices.store.pendingDeliveries(), ...app.webhooks.counts },
-    uptimeSeconds: Math.floor((Date.now() - app.devices.startedAt) / 1000),
+    uptimeSeconds: Math.floor((app.devices.clock.now() - app.devices.startedAt) / 1000),
   };
 }

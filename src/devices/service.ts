@@ -34,8 +34,8 @@ export class DeviceService {
   readonly store: DeviceStore;
   readonly events: EventStream;
   readonly counts: MessageCounts = { accepted: 0, duplicate: 0, late: 0 };
-  /** Milliseconds since the epoch, system clock: for uptime. */
-  readonly startedAt = Date.now();
+  /** Milliseconds since the epoch, by the service's clock: for uptime. */
+  readonly startedAt: number;
   /** The service's clock: every station that keeps time reads this one (STYLE: time is an input). */
   readonly clock: Clock;
   readonly #log: FastifyBaseLogger;
@@ -44,6 +44,7 @@ export class DeviceService {
   constructor(options: DeviceServiceOptions) {
     this.store = options.store;
     this.clock = options.clock;
+    this.startedAt = options.clock.now();
     this.#log = options.log;
     this.#silenceAfterSeconds = options.silenceAfterSeconds;
     this.events = new EventStream(options.eventBuffer, (err) => this.#log.error({ err }, 'event listener failed'));
@@ -77,7 +78,7 @@ export class DeviceService {
     let total = 0;
     for (;;) {
       // in batches, so that a million devices falling silent at once never block the event loop
-      const events = await this.store.markSilent(cutoff, SILENCE_BATCH);
+      const events = await this.store.markSilent(cutoff, SILENCE_BATCH, new Date(this.clock.now()).toISOString());
       for (const event of events) this.events.publish(event);
       total += events.length;
       if (events.length < SILENCE_BATCH) break;

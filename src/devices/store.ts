@@ -49,7 +49,7 @@ export interface DeviceStore extends Outbox {
    * Marks up to `limit` devices silent whose timestamp is older than `cutoff` (Unix seconds) and
    * that are not silent yet; one event each. Fewer than `limit` events: none is left.
    */
-  markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]>;
+  markSilent(cutoff: number, limit: number, markedAt: string): Promise<DeviceEvent[]>;
   summary(): Promise<StoreSummary>;
   /** The newest events it kept, oldest first (at most `limit`): replay survives a restart. */
   recentEvents(limit: number): Promise<DeviceEvent[]>;

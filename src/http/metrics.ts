@@ -122,7 +122,7 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
   // after every listener of the one event stream: the streams have written the event
   app.addHook('onReady', async () => {
     app.devices.events.afterListeners((events) => {
-      const now = Date.now();
+      const now = app.devices.clock.now();
       for (const event of events) if (event.kind === 'update') latency.observe((now - Date.parse(event.device.receivedAt)) / 1000);
     });
   });

@@ -19,7 +19,8 @@ export interface DeliveryOptions {
   /** Delays before the 2nd, 3rd, … attempt (ms); after the last, a delivery is abandoned. */
   retryScheduleMs: number[];
   log: FastifyBaseLogger;
-  now?: () => number;
+  /** The service's clock (ms): attempts, signatures and the retry schedule. */
+  now: () => number;
 }
 
 export interface WebhookCounts {
@@ -74,7 +75,7 @@ class UrlWorker {
     private readonly counts: WebhookCounts,
     private readonly settled: () => void,
   ) {
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now;
   }
 
   wake(): void {

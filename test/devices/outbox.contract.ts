@@ -6,6 +6,9 @@ import type { Delivery } from '../../src/devices/outbox.js';
 import type { ContractOptions, OpenStore } from './store.contract.js';
 import { record } from '../helpers/records.js';
 
+/** When the bridge marked a device silent (its clock). */
+const MARKED_AT = '2026-01-01T00:00:00.000Z';
+
 // The outbox half of the store contract (DeviceStore extends Outbox, src/webhooks/outbox.ts): run
 // by storeContract() for every store. The store enqueues (apply, markSilent) and the senders of
 // webhooks/delivery.ts read and settle: dueDeliveries, nextDueAt, deliveryDone (delivered, or
@@ -47,7 +50,7 @@ export function outboxContract(t: Test, name: string, open: OpenStore, options: 
     await step(await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 20 }), AT), 2, 'a duplicate: none');
     await step(await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 15 }), AT), 2, 'a late message: none');
     await step(await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 30 }), AT), 4, 'a state change');
-    await step(await store.markSilent(100, 100), 6, 'a silence');
+    await step(await store.markSilent(100, 100, MARKED_AT), 6, 'a silence');
     t.same(events.map((e) => [e.seq, e.kind]), [[1, 'update'], [2, 'update'], [3, 'update'], [4, 'silent']]);
 
     const now = Date.now();
@@ -73,7 +76,7 @@ export function outboxContract(t: Test, name: string, open: OpenStore, options: 
     const store = await open(t, { historyLimit: 50 });
     await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 10 }), AT);
     await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 20 }), AT);
-    await store.markSilent(100, 100);
+    await store.markSilent(100, 100, MARKED_AT);
     t.equal(await store.pendingDeliveries(), 0);
     t.same(await store.dueDeliveries(A, Date.now(), 10), []);
     t.equal(await store.nextDueAt(A), null);
@@ -168,7 +171,7 @@ export function outboxContract(t: Test, name: string, open: OpenStore, options: 
       await first.apply(record({ deviceId: 'a', state: 'close', timestamp: 10 }), AT);
       await first.apply(record({ deviceId: 'b', state: 'close', timestamp: 50 }), AT);
       await first.apply(record({ deviceId: 'a', state: 'open', timestamp: 20 }), AT);
-      await first.markSilent(30, 100); // a
+      await first.markSilent(30, 100, MARKED_AT); // a
       const now = Date.now();
       const [delivered, retried] = await first.dueDeliveries(A, now, 10);
       await first.deliveryDone(delivered!.id);

@@ -5,6 +5,9 @@ import { record } from '../helpers/records.js';
 import { outboxContract } from './outbox.contract.js';
 import { ruleCases } from './rules.cases.js';
 
+/** When the bridge marked a device silent (its clock). */
+const MARKED_AT = '2026-01-01T00:00:00.000Z';
+
 // One suite for every DeviceStore (memory, SQLite; Redis next), as aedes-persistence's
 // abstract.js: a new store is finished when this passes. The device half is here, the outbox
 // half (webhooks/outbox.ts, which DeviceStore extends) in test/webhooks/outbox.contract.ts.
@@ -82,7 +85,7 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     push(await store.apply(record({ deviceId: 'a', timestamp: 5 }), AT)); // late: no seq
     push(await store.apply(record({ deviceId: 'a', timestamp: 20 }), AT));
     t.same(seqs, [1, 2, 3]);
-    const silent = await store.markSilent(15, 100);
+    const silent = await store.markSilent(15, 100, MARKED_AT);
     t.same(silent.map((e) => [e.kind, e.seq, e.device.deviceId]), [['silent', 4, 'b']]);
     t.equal(await store.lastSeq(), 4);
   });
@@ -117,7 +120,7 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     t.same(opened.items.map((d) => d.deviceId), ['d', 'k', 'm', 'y', 'z']);
     t.equal(opened.total, 5);
 
-    await store.markSilent(103, 100); // ids applied at timestamps 100..102: m, b, z
+    await store.markSilent(103, 100, MARKED_AT); // ids applied at timestamps 100..102: m, b, z
     const silent = await store.list({ silent: true, limit: 100 });
     t.same(silent.items.map((d) => d.deviceId), ['b', 'm', 'z']);
     t.equal(silent.total, 3);
@@ -143,10 +146,10 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     const store = await open(t, { historyLimit: 50 });
     await store.apply(record({ deviceId: 'old', timestamp: 100 }), AT);
     await store.apply(record({ deviceId: 'new', timestamp: 200 }), AT);
-    const events = await store.markSilent(150, 100);
+    const events = await store.markSilent(150, 100, MARKED_AT);
     t.same(events.map((e) => e.device.deviceId), ['old']);
     t.equal(events[0]?.device.silent, true);
-    t.same(await store.markSilent(150, 100), [], 'one silent event per silence');
+    t.same(await store.markSilent(150, 100, MARKED_AT), [], 'one silent event per silence');
     t.same(await store.summary(), { devices: 2, byState: { close: 2 }, silent: 1 });
     const back = await store.apply(record({ deviceId: 'old', timestamp: 300 }), AT);
     t.equal(back.kind === 'update' && back.event.device.silent, false, 'the next message clears it');
@@ -157,10 +160,10 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
   t.test(`${name} store: silence in batches`, async (t) => {
     const store = await open(t, { historyLimit: 50 });
     for (let i = 0; i < 5; i++) await store.apply(record({ deviceId: `d${i}`, timestamp: 100 }), AT);
-    t.equal((await store.markSilent(200, 2)).length, 2);
-    t.equal((await store.markSilent(200, 2)).length, 2);
-    t.equal((await store.markSilent(200, 2)).length, 1, 'fewer than the limit: none left');
-    t.equal((await store.markSilent(200, 2)).length, 0);
+    t.equal((await store.markSilent(200, 2, MARKED_AT)).length, 2);
+    t.equal((await store.markSilent(200, 2, MARKED_AT)).length, 2);
+    t.equal((await store.markSilent(200, 2, MARKED_AT)).length, 1, 'fewer than the limit: none left');
+    t.equal((await store.markSilent(200, 2, MARKED_AT)).length, 0);
     t.equal((await store.summary()).silent, 5);
   });
 
@@ -240,6 +243,6 @@ async function emitSome(store: DeviceStore): Promise<DeviceEvent[]> {
   push(await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 15 }), AT)); // late: none
   push(await store.apply(record({ deviceId: 'b', state: 'open', timestamp: 10 }), AT)); // new
   push(await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 30 }), AT)); // change
-  emitted.push(...(await store.markSilent(25, 100))); // b
+  emitted.push(...(await store.markSilent(25, 100, MARKED_AT))); // b
   return emitted;
 }

@@ -110,7 +110,7 @@ export class MemoryStore implements DeviceStore {
     return slot.history === null ? [latestEntry(slot.device)] : slot.history.slice(0, limit);
   }
 
-  async markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]> {
+  async markSilent(cutoff: number, limit: number, markedAt: string): Promise<DeviceEvent[]> {
     const events: DeviceEvent[] = [];
     for (const slot of this.#slots.values()) {
       if (events.length === limit) break;
@@ -118,7 +118,7 @@ export class MemoryStore implements DeviceStore {
       slot.device = markSilent(slot.device);
       this.#silent++;
       const event = silentEvent(++this.#seq, slot.device);
-      this.#enqueue(event, new Date().toISOString());
+      this.#enqueue(event, markedAt);
       events.push(event);
     }
     return events;

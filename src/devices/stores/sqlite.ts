@@ -113,7 +113,7 @@ export class SqliteStore implements DeviceStore {
     Statement
   >;
   readonly #applyTx: (record: DeviceRecord, receivedAt: string) => StoreOutcome;
-  readonly #silenceTx: (cutoff: number, limit: number) => DeviceEvent[];
+  readonly #silenceTx: (cutoff: number, limit: number, markedAt: string) => DeviceEvent[];
 
   constructor(options: SqliteStoreOptions) {
     this.#historyLimit = options.historyLimit;
@@ -156,7 +156,7 @@ export class SqliteStore implements DeviceStore {
     this.#webhookUrls = options.webhookUrls ?? [];
     this.#recount();
     this.#applyTx = db.transaction((record: DeviceRecord, receivedAt: string) => this.#apply(record, receivedAt));
-    this.#silenceTx = db.transaction((cutoff: number, limit: number) => this.#markSilent(cutoff, limit));
+    this.#silenceTx = db.transaction((cutoff: number, limit: number, markedAt: string) => this.#markSilent(cutoff, limit, markedAt));
   }
 
   async lastSeq(): Promise<number> {
@@ -219,9 +219,9 @@ export class SqliteStore implements DeviceStore {
     }));
   }
 
-  async markSilent(cutoff: number, limit: number): Promise<DeviceEvent[]> {
+  async markSilent(cutoff: number, limit: number, markedAt: string): Promise<DeviceEvent[]> {
     try {
-      return this.#silenceTx(cutoff, limit);
+      return this.#silenceTx(cutoff, limit, markedAt);
     } catch (err) {
       this.#recount();
       throw err;
@@ -308,7 +308,7 @@ export class SqliteStore implements DeviceStore {
   }
 
   /** Runs inside the transaction of markSilent(). */
-  #markSilent(cutoff: number, limit: number): DeviceEvent[] {
+  #markSilent(cutoff: number, limit: number, markedAt: string): DeviceEvent[] {
     const events: DeviceEvent[] = [];
     for (const row of this.#q.dueSilent.all(cutoff, limit) as DeviceRow[]) {
       const device = markSilent(JSON.parse(row.json) as Device);
@@ -316,7 +316,7 @@ export class SqliteStore implements DeviceStore {
       this.#q.markSilent.run(json, device.deviceId);
       const event = silentEvent(this.#seq + 1, device);
       event.wire.device = json;
-      this.#recordEvent(event, json, new Date().toISOString());
+      this.#recordEvent(event, json, markedAt);
       this.#silent++;
       events.push(event);
     }

@@ -8,6 +8,9 @@ import { DATABASE_FILE, SqliteStore, StoreOpenError, type SqliteStoreOptions } f
 import { record } from '../../helpers/records.js';
 import { storeContract } from '../store.contract.js';
 
+/** When the bridge marked a device silent (its clock). */
+const MARKED_AT = '2026-01-01T00:00:00.000Z';
+
 const AT = '2026-01-01T00:00:00.000Z';
 const options = (dir: string, overrides: Partial<SqliteStoreOptions> = {}): SqliteStoreOptions => ({
   dir,
@@ -39,7 +42,7 @@ t.test('everything survives a reopen: devices, history, counters, seq, store id,
   await first.apply(record({ deviceId: 'b', state: 'close', timestamp: 10 }), AT);
   await first.apply(record({ deviceId: 'a', state: 'close', timestamp: 20 }), AT);
   await first.apply(record({ deviceId: 'a', state: 'open', timestamp: 15 }), AT); // late
-  await first.markSilent(15, 100); // b
+  await first.markSilent(15, 100, MARKED_AT); // b
   const before = { a: await first.get('a'), history: await first.history('a', 10), summary: await first.summary(), id: first.storeId };
   await first.close();
 
