@@ -7,6 +7,7 @@ import { writeMarkdown } from './lib/report.js';
 import type { Context, Result, Scenario } from './lib/types.js';
 import { fanout } from './scenarios/fanout.js';
 import { ingest } from './scenarios/ingest.js';
+import { ingestClients } from './scenarios/ingest-clients.js';
 import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
 import { rest } from './scenarios/rest.js';
@@ -17,7 +18,7 @@ import { stalled } from './scenarios/stalled.js';
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest, rest, latency, fanout, memory, restart, stalled];
+const SCENARIOS: Scenario[] = [ingest, ingestClients, rest, latency, fanout, memory, restart, stalled];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
