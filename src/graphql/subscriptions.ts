@@ -9,6 +9,7 @@ import {
 } from 'graphql';
 import { getArgumentValues } from 'graphql/execution/values.js';
 import type { DeviceEvent } from '../devices/events.js';
+import { DeviceIndex } from '../live/index.js';
 import { answerJson } from './answer.js';
 
 // SPEC §5/§10: GraphQL subscriptions fed by the one event stream, and each event executed and
@@ -52,10 +53,11 @@ export interface SubscriptionRequest {
 
 export class SubscriptionHub {
   readonly #groups = new Map<string, Group>();
-  readonly #byField: Record<SubscriptionField, Set<Group>> = {
-    deviceUpdated: new Set(),
-    stateChanged: new Set(),
-    deviceSilent: new Set(),
+  /** Each field's groups, filed by the device their `deviceId` argument names (live/index.ts). */
+  readonly #byField: Record<SubscriptionField, DeviceIndex<Group>> = {
+    deviceUpdated: new DeviceIndex(),
+    stateChanged: new DeviceIndex(),
+    deviceSilent: new DeviceIndex(),
   };
 
   constructor(
@@ -82,7 +84,7 @@ export class SubscriptionHub {
     if (group === undefined) {
       group = this.#group(key, request);
       this.#groups.set(key, group);
-      this.#byField[group.field].add(group);
+      this.#byField[group.field].set(group, group.deviceId === null ? null : [group.deviceId]);
     }
     group.subscribers.add(subscriber);
     const g = group;
@@ -105,26 +107,27 @@ export class SubscriptionHub {
     if (event.changed) this.#deliver(this.#byField.stateChanged, event, event);
   }
 
-  #deliver(groups: Set<Group>, event: DeviceEvent, value: unknown): void {
-    for (const group of groups) {
-      if (group.deviceId !== null && group.deviceId !== event.device.deviceId) continue;
-      if (group.state !== null && group.state !== event.device.state) continue;
-      let payload: string;
-      try {
-        const result = execute({
-          schema: this.schema,
-          document: group.document,
-          rootValue: { [group.field]: value },
-          operationName: group.operationName,
-          variableValues: group.variables,
-        }) as ExecutionResult; // every resolver below Subscription is synchronous
-        payload = answerJson(result, this.options.maxResponseBytes, this.options.leaves).json;
-      } catch (err) {
-        this.options.onError(err);
-        continue;
-      }
-      for (const subscriber of group.subscribers) subscriber.next(payload);
+  #deliver(groups: DeviceIndex<Group>, event: DeviceEvent, value: unknown): void {
+    groups.forDevice(event.device.deviceId, (group) => this.#execute(group, event, value));
+  }
+
+  #execute(group: Group, event: DeviceEvent, value: unknown): void {
+    if (group.state !== null && group.state !== event.device.state) return;
+    let payload: string;
+    try {
+      const result = execute({
+        schema: this.schema,
+        document: group.document,
+        rootValue: { [group.field]: value },
+        operationName: group.operationName,
+        variableValues: group.variables,
+      }) as ExecutionResult; // every resolver below Subscription is synchronous
+      payload = answerJson(result, this.options.maxResponseBytes, this.options.leaves).json;
+    } catch (err) {
+      this.options.onError(err);
+      return;
     }
+    for (const subscriber of group.subscribers) subscriber.next(payload);
   }
 
   #group(key: string, request: SubscriptionRequest): Group {

@@ -4,6 +4,7 @@ import type { DeviceEvent, EventStream } from '../devices/events.js';
 import { sseBlock } from '../devices/wire.js';
 import { route } from '../openapi.js';
 import { boundedWrite, type LiveClient, type LiveSink } from '../live/clients.js';
+import { DeviceIndex } from '../live/index.js';
 import { matches, queryFilter, type EventFilter } from './filter.js';
 import type { StreamsPluginOptions } from './plugin.js';
 
@@ -34,14 +35,16 @@ const KEEP_ALIVE = ': keep-alive\n\n';
 export class SseClient implements LiveClient {
   readonly kind = 'sse';
   behindSince: number | null = null;
-  /** The seq of the last event this stream was given (or skipped by its filter). */
+  /** The seq of the last event this stream was given or skipped; while it keeps up, it may be older (events of devices it does not follow never reach it). */
   #position: number;
   #closed = false;
   readonly #bound: number;
   /** The response, as the one bounded write sees it. */
   readonly #sink: LiveSink = {
     unsentBytes: () => this.res.writableLength,
-    write: (block) => void this.res.write(block),
+    write: (block) => {
+      this.res.write(block); // its boolean is not the bound: unsentBytes() is
+    },
   };
 
   constructor(
@@ -81,7 +84,10 @@ export class SseClient implements LiveClient {
       return;
     }
     if (matches(this.filter, event.device) && !boundedWrite(this.#sink, sseBlock(event), this.#bound)) {
-      this.behindSince = this.now(); // the stream's place stays before this event: flush() writes it
+      // Its place: just before this event. Every earlier event of its devices was written (it kept
+      // up), and the fan-out index offers it no other device's: its position may be older than that.
+      this.#position = event.seq - 1;
+      this.behindSince = this.now();
       return;
     }
     this.#position = event.seq;
@@ -159,12 +165,21 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
   const now = (): number => app.devices.clock.now();
 
   // one batch of events a turn (devices/events.ts): each stream's blocks go out in one write
+  // Each event goes to the streams that follow its device (live/index.ts); a stream with several
+  // events in one batch (devices/events.ts) gets them in one write.
+  const index = new DeviceIndex<SseClient>();
   const unsubscribe = events.subscribeBatches((batch) => {
-    for (const client of open) {
-      client.res.cork();
-      for (const event of batch) client.offer(event);
-      client.res.uncork();
+    const corked = new Set<SseClient>();
+    for (const event of batch) {
+      index.forDevice(event.device.deviceId, (client) => {
+        if (!corked.has(client)) {
+          corked.add(client);
+          client.res.cork();
+        }
+        client.offer(event);
+      });
     }
+    for (const client of corked) client.res.uncork();
   });
 
   // Before the server stops: an open stream would keep server.close() (and app.close()) waiting.
@@ -186,14 +201,19 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
       if (res.destroyed) return; // the client left before we got here: 'close' has fired already
       res.writeHead(200, HEADERS);
       // Fastify's HEAD twin of this route: the headers only, or the stream would hold the connection
-      if (request.method === 'HEAD') return void res.end();
+      if (request.method === 'HEAD') {
+        res.end();
+        return;
+      }
       res.flushHeaders();
 
       // One synchronous block from the position to the subscription: no event can fall between them.
       const client = new SseClient(res, request.ip, request.log, filter, events, wsMaxBufferedBytes, now, () => {
+        index.delete(client);
         if (open.delete(client)) request.log.debug({ client: request.ip, open: open.size }, 'SSE client disconnected');
       });
       open.add(client);
+      index.set(client, filter.deviceIds);
       request.log.debug({ client: request.ip, open: open.size }, 'SSE client connected');
       res.once('close', () => client.close());
       const reset = lastEventId !== null && !events.reaches(lastEventId);

@@ -12,6 +12,7 @@ import { BRG_ERR_UPGRADE_REQUIRED } from '../errors.js';
 import { route } from '../openapi.js';
 import { WsClose } from '../live/close-codes.js';
 import { boundedWrite, closeSocket, rawSocket, type LiveClient, type LiveSink } from '../live/clients.js';
+import { DeviceIndex } from '../live/index.js';
 import { listProblem, matches, queryFilter, type EventFilter } from './filter.js';
 import { pingPeer, trackPongs } from '../live/keepalive.js';
 import type { StreamsPluginOptions } from './plugin.js';
@@ -92,6 +93,8 @@ export class WsClient implements LiveClient {
     filter: EventFilter,
     private readonly limits: WsLimits,
     private readonly now: () => number,
+    /** Told when a subscribe frame replaced the filter (the fan-out index files the client anew). */
+    private readonly onFilter: (client: WsClient) => void = () => {},
   ) {
     this.filter = filter;
   }
@@ -250,6 +253,7 @@ export class WsClient implements LiveClient {
     const problem = (filter.deviceIds && listProblem(filter.deviceIds, 'deviceId')) ?? (filter.states && listProblem(filter.states, 'state'));
     if (problem) return this.error(`invalid frame: ${problem}`);
     this.filter = filter;
+    this.onFilter(this);
     await this.sendSnapshot(store);
   }
 
@@ -335,18 +339,27 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
   const log = app.log.child({ module: 'ws' });
   const now = (): number => app.devices.clock.now();
 
-  // one batch of events a turn (devices/events.ts): each client's frames go out in one write
+  // Each event goes to the clients that follow its device (live/index.ts). One batch of events a
+  // turn (devices/events.ts): a client with several events in it gets them in one write.
+  const index = new DeviceIndex<WsClient>();
+  const file = (client: WsClient): void => index.set(client, client.filter.deviceIds);
   const unsubscribe = events.subscribeBatches((batch) => {
-    for (const client of clients) {
-      if (batch.length === 1) {
-        client.offer(batch[0]!);
-        continue;
-      }
-      const raw = rawSocket(client.socket);
-      raw?.cork();
-      for (const event of batch) client.offer(event);
-      raw?.uncork();
+    if (batch.length === 1) {
+      const event = batch[0]!;
+      index.forDevice(event.device.deviceId, (client) => client.offer(event));
+      return;
     }
+    const corked = new Set<WsClient>();
+    for (const event of batch) {
+      index.forDevice(event.device.deviceId, (client) => {
+        if (!corked.has(client)) {
+          corked.add(client);
+          rawSocket(client.socket)?.cork();
+        }
+        client.offer(event);
+      });
+    }
+    for (const client of corked) rawSocket(client.socket)?.uncork();
   });
   app.addHook('preClose', async () => {
     unsubscribe();
@@ -365,8 +378,9 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
       throw new BRG_ERR_UPGRADE_REQUIRED('/ws');
     },
     wsHandler: (socket, request) => {
-      const client = new WsClient(socket, request.ip, queryFilter(request.query), limits, now);
+      const client = new WsClient(socket, request.ip, queryFilter(request.query), limits, now, file);
       clients.add(client);
+      file(client);
       trackPongs(client);
       request.log.debug({ client: request.ip, open: clients.size }, '/ws client connected');
       socket.on('message', (data: Buffer, isBinary: boolean) => {
@@ -377,6 +391,7 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
       });
       socket.on('close', (code: number) => {
         clients.delete(client);
+        index.delete(client);
         request.log.debug({ client: request.ip, code, open: clients.size }, '/ws client disconnected');
       });
       if (request.query.snapshot) {
