@@ -129,8 +129,12 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   await app.register(
     socketRoutes([
       async (sockets) => refuseForeignUpgrades(sockets, config.http.corsOrigins),
-      async (sockets) => void (await sockets.register(wsRoutes, { doc, config: config.streams })),
-      async (sockets) => void (await sockets.register(graphqlSocketRoute, { doc })),
+      async (sockets) => {
+        await sockets.register(wsRoutes, { doc, config: config.streams });
+      },
+      async (sockets) => {
+        await sockets.register(graphqlSocketRoute, { doc });
+      },
     ]),
   );
   await app.register(webhooks, { config: config.webhooks });

@@ -20,4 +20,6 @@ app.get('/devices', () => list);
 await app.listen({ host: '127.0.0.1', port: 0 });
 const { port } = app.server.address() as { port: number };
 process.stdout.write(`port ${port}\nready\n`);
-process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
+process.once('SIGTERM', () => {
+  void app.close().then(() => process.exit(0));
+});

@@ -16,4 +16,6 @@ client.on('message', (_topic, payload) => {
 });
 await client.subscribeAsync(topic, { qos: Number(qos) as 0 | 1 });
 process.stdout.write('ready\n');
-process.once('SIGTERM', () => void client.endAsync(true).then(() => process.exit(0)));
+process.once('SIGTERM', () => {
+  void client.endAsync(true).then(() => process.exit(0));
+});

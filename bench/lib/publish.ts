@@ -22,6 +22,7 @@ export async function publishBurst(url: string, topic: string, qos: 0 | 1, count
       if (i % 500 === 499) await new Promise((resolve) => setImmediate(resolve));
       continue;
     }
+    // eslint-disable-next-line no-unmodified-loop-condition -- the PUBACK callback lowers inFlight while this awaits
     while (inFlight >= WINDOW) await new Promise<void>((resolve) => (wake = resolve));
     inFlight++;
     client.publish(topic, payload, { qos: 1 }, () => {
@@ -29,6 +30,7 @@ export async function publishBurst(url: string, topic: string, qos: 0 | 1, count
       wake();
     });
   }
+  // eslint-disable-next-line no-unmodified-loop-condition -- the PUBACK callbacks lower inFlight while this awaits
   while (inFlight > 0) await new Promise<void>((resolve) => (wake = resolve));
   await client.endAsync();
 }

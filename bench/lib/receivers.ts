@@ -196,7 +196,9 @@ function openGraphql(url: string, i: number, tally: Tally): Promise<() => void> 
         connected: () => {
           acknowledged = true;
           tally.connected++;
-          resolve(() => void client.dispose());
+          resolve(() => {
+            void client.dispose();
+          });
         },
         closed: (event) => {
           if (acknowledged) tally.closed++;
@@ -359,6 +361,7 @@ export async function publishPaced(
     const finished = new Promise<void>((resolve) => (done = resolve));
     const timer = setInterval(() => {
       const due = Math.floor(((performance.now() - t0) * opts.rate) / 1000);
+      // eslint-disable-next-line no-unmodified-loop-condition -- publish() counts sent
       while (sent < due) {
         if (stamping && stamped >= opts.stamped) break;
         publish();

@@ -71,7 +71,7 @@ export const fanout: Scenario = {
         bridge: got.p99,
         baseline: base.p99,
         ratio: r,
-        goal: row.goal ? `0 lost, p99 ≤ ${GOAL}× the bare forwarder's` : `0 lost (the p99 goal is on all clients)`,
+        goal: row.goal ? `0 lost, p99 ≤ ${GOAL}× the bare forwarder's` : '0 lost (the p99 goal is on all clients)',
         met: row.goal ? got.lost === 0 && r <= GOAL : got.lost === 0,
         details: { p50: got.p50, p99: got.p99, max: got.max, delivered: got.delivered, expected: got.expected, lost: got.lost, runs: got.runs, baseline, clients, rate, seconds },
       };

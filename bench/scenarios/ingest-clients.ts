@@ -4,7 +4,7 @@ import { publishBurst } from '../lib/publish.js';
 import { DEVICE_KINDS, everyClientHas, startDeviceReceivers, type DeviceReceiverReport, type DeviceReceivers } from '../lib/device-receivers.js';
 import { sleep } from '../lib/receivers.js';
 import { lost, median, perSecond, ratio, round } from '../lib/stats.js';
-import type { Context, Result, Scenario } from '../lib/types.js';
+import type { Context, Scenario } from '../lib/types.js';
 
 // Issue 14 item 2: fan-out off the PUBACK path, measured. Ingest QoS 1, memory only, as
 // scenarios/ingest.ts measures it (a burst of messages over 1,000 devices, messages per second

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { publishBurst } from '../lib/publish.js';
 import { startBridge, startScript, waitFor, type Proc } from '../lib/procs.js';
 import { median, ratio, round } from '../lib/stats.js';
-import type { Context, Result, Scenario } from '../lib/types.js';
+import type { Result, Scenario } from '../lib/types.js';
 
 // SPEC §10: REST GET /devices/{id} at least 0.9 of a bare Fastify route answering with the same
 // bytes; GET /devices?limit=100 has no goal of its own and is reported beside its own bare route.

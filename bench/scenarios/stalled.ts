@@ -383,6 +383,7 @@ async function publishAll(url: string, payloads: () => Iterable<string>): Promis
   let inFlight = 0;
   let wake: () => void = () => {};
   for (const payload of payloads()) {
+    // eslint-disable-next-line no-unmodified-loop-condition -- the PUBACK callback lowers inFlight while this awaits
     while (inFlight >= WINDOW) await new Promise<void>((resolve) => (wake = resolve));
     inFlight++;
     client.publish(TOPIC, payload, { qos: 1 }, () => {
@@ -390,6 +391,7 @@ async function publishAll(url: string, payloads: () => Iterable<string>): Promis
       wake();
     });
   }
+  // eslint-disable-next-line no-unmodified-loop-condition -- the PUBACK callbacks lower inFlight while this awaits
   while (inFlight > 0) await new Promise<void>((resolve) => (wake = resolve));
   await client.endAsync();
 }

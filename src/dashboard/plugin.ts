@@ -16,7 +16,7 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
 };
 
-/** The files the page loads, by name under /dashboard/ (model.d.ts is for TypeScript only). */
+/** The files the page loads, by name under /dashboard/ (tsconfig.json there is for the type check only). */
 export const DASHBOARD_ASSETS = ['app.js', 'detail.js', 'dom.js', 'live.js', 'model.js', 'table.js', 'dashboard.css', 'favicon.svg'] as const;
 
 // two levels up and back down, so that the same path works from src/dashboard and dist/dashboard

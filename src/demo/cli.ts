@@ -74,8 +74,11 @@ const simulator = new Simulator({
   mqtt: { ca: read(args.ca), cert: read(args.cert), key: read(args.key), rejectUnauthorized: !args.insecure },
   log,
 });
-process.once('SIGINT', () => void simulator.stop().then(() => process.exit(0)));
-process.once('SIGTERM', () => void simulator.stop().then(() => process.exit(0)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void simulator.stop().then(() => process.exit(0));
+  });
+}
 try {
   await simulator.start();
 } catch (err) {

@@ -107,7 +107,9 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
       {
         protocol: socket.protocol,
         // the one bounded write (live/): a consumer this far behind is closed with 1013
-        send: (data) => void client.send(data),
+        send: (data) => {
+          client.send(data);
+        },
         close: (code, reason) => socket.close(code, reason),
       },
       {

@@ -149,7 +149,9 @@ export class GqlConnection {
     const token: Operation = { stop: null };
     this.#operations.set(id, token);
     const current = (): boolean => !this.#closed && this.#operations.get(id) === token;
-    const done = (): void => void this.#operations.delete(id);
+    const done = (): void => {
+      this.#operations.delete(id);
+    };
     const prepared = await this.options.prepare({
       query: payload.query,
       variables: payload.variables ?? null,

@@ -11,7 +11,9 @@ export class Turns {
   /** Runs `job` on a turn of its own; its synchronous part and its microtasks have the turn alone. */
   run<T>(job: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push(() => void job().then(resolve, reject));
+      this.#queue.push(() => {
+        void job().then(resolve, reject);
+      });
       this.#schedule();
     });
   }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
 import { route, type OpenApiDocument } from '../openapi.js';
 
 // SPEC §5/§9: GET /metrics, Prometheus text. Counts are read from the parts that keep them
@@ -11,7 +11,6 @@ import { route, type OpenApiDocument } from '../openapi.js';
 const PREFIX = 'wiihey_bridge_';
 /** Device states with a series of their own; a sender inventing states cannot flood Prometheus. */
 const MAX_STATE_SERIES = 20;
-
 
 export interface MetricsOptions {
   doc: OpenApiDocument;
@@ -28,12 +27,10 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
   app.decorate('metrics', registry);
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
 
-  // Read at scrape time. The plugins they read are registered after this one; a scrape comes
-  // only once the app is ready.
-  new Gauge({
-    name: `${PREFIX}mqtt_connected`,
+  // Read at scrape time (prom-client's collect()). The plugins they read are registered after this
+  // one; a scrape comes only once the app is ready.
+  gauge(registry, 'mqtt_connected', {
     help: '1 while the MQTT connection is up and every topic is subscribed',
-    registers: [registry],
     collect() {
       const status = app.ingest.status();
       this.set(status.connected && status.subscribed ? 1 : 0);
@@ -53,11 +50,9 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
   counter(registry, 'messages_rejected_total', 'MQTT messages refused, by reason (GET /rejections)', ['reason'], () =>
     Object.entries(app.ingest.rejections.counts()).map(([reason, n]) => [{ reason }, n]),
   );
-  new Gauge({
-    name: `${PREFIX}devices`,
+  gauge(registry, 'devices', {
     help: 'Devices by state',
     labelNames: ['state'],
-    registers: [registry],
     async collect() {
       const summary = await app.devices.store.summary();
       this.reset();
@@ -66,27 +61,21 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
       for (const [state, n] of commonStates(summary.byState).common) this.set({ state }, n);
     },
   });
-  new Gauge({
-    name: `${PREFIX}devices_in_other_states`,
+  gauge(registry, 'devices_in_other_states', {
     help: `Devices in states beyond the ${MAX_STATE_SERIES} most common (wiihey_bridge_devices has a series for each of those)`,
-    registers: [registry],
     async collect() {
       this.set(commonStates((await app.devices.store.summary()).byState).rest);
     },
   });
-  new Gauge({
-    name: `${PREFIX}devices_silent`,
+  gauge(registry, 'devices_silent', {
     help: 'Devices that sent nothing for SILENCE_AFTER_SECONDS',
-    registers: [registry],
     async collect() {
       this.set((await app.devices.store.summary()).silent);
     },
   });
-  new Gauge({
-    name: `${PREFIX}stream_clients`,
+  gauge(registry, 'stream_clients', {
     help: 'Open live connections by kind: ws (/ws), sse (/events), graphql (graphql-ws)',
     labelNames: ['kind'],
-    registers: [registry],
     collect() {
       const { ws, sse, graphql } = app.liveClients;
       this.set({ kind: 'ws' }, ws.size);
@@ -103,10 +92,8 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
       [{ result: 'abandoned' }, abandoned],
     ];
   });
-  new Gauge({
-    name: `${PREFIX}webhook_deliveries_pending`,
+  gauge(registry, 'webhook_deliveries_pending', {
     help: 'Webhook deliveries waiting in the outbox',
-    registers: [registry],
     async collect() {
       this.set(app.webhooks === null ? 0 : await app.devices.store.pendingDeliveries());
     },
@@ -165,9 +152,14 @@ function commonStates(byState: Record<string, number>): { common: [string, numbe
   return { common: states.slice(0, MAX_STATE_SERIES), rest: states.slice(MAX_STATE_SERIES).reduce((sum, [, n]) => sum + n, 0) };
 }
 
+/** A gauge in the app's registry, set at scrape time by its collect(). */
+function gauge(registry: Registry, name: string, config: Omit<GaugeConfiguration<string>, 'name' | 'registers'>): Gauge {
+  return new Gauge({ ...config, name: `${PREFIX}${name}`, registers: [registry] });
+}
+
 /** A counter whose value is kept elsewhere: set from it at scrape time. */
-function counter(registry: Registry, name: string, help: string, labelNames: string[], read: () => Samples): void {
-  new Counter({
+function counter(registry: Registry, name: string, help: string, labelNames: string[], read: () => Samples): Counter {
+  return new Counter({
     name: `${PREFIX}${name}`,
     help,
     labelNames,

@@ -301,7 +301,7 @@ function describeError(err: Error, config: MqttConfig): string {
     return `TLS: the broker's certificate is not trusted (${err.message}); check MQTT_CA_FILE`;
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS: ${err.message}; check the host name in MQTT_URL`;
-  if (code === 'CERT_HAS_EXPIRED') return `TLS: the broker's certificate has expired`;
+  if (code === 'CERT_HAS_EXPIRED') return "TLS: the broker's certificate has expired";
   if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') {
     return 'TLS: the broker requires a client certificate; set MQTT_CERT_FILE and MQTT_KEY_FILE';
   }

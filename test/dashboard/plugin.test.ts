@@ -53,7 +53,7 @@ t.test('the scripts build the DOM from text: no HTML parsing, no eval', async (t
 
 t.test('only the listed files: nothing else of the disk', async (t) => {
   const app = await buildTestApp(t, testConfig({ DEMO_DEVICES: '0' }), { connectMqtt: false });
-  for (const url of ['/dashboard/nope.js', '/dashboard/model.d.ts', '/dashboard/..%2Fplugin.ts', '/dashboard/index.html', '/dashboard/%2e%2e%2f%2e%2e%2fpackage.json']) {
+  for (const url of ['/dashboard/nope.js', '/dashboard/tsconfig.json', '/dashboard/..%2Fplugin.ts', '/dashboard/index.html', '/dashboard/%2e%2e%2f%2e%2e%2fpackage.json']) {
     t.equal((await app.inject({ method: 'GET', url })).statusCode, 404, url);
   }
 });

@@ -74,7 +74,7 @@ t.test('npm start with no configuration: a loud demo, devices over HTTP, a clean
   t.ok(lines.some((l) => l.level === 40 && /^DEMO MODE/.test(l.msg)), 'the demo is announced at warn level');
   // the devices arrive over MQTT within seconds; HTTP is the only window into that process
   let total = 0;
-  for (const deadline = Date.now() + 15_000; total < 20 && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 15_000; total < 20 && Date.now() < deadline;) {
     total = ((await (await fetch(`${base}/devices`)).json()) as { total: number }).total;
     if (total < 20) await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -10,17 +10,17 @@ export interface RuleCase {
   message: DeviceRecord;
   expected:
     | {
-        kind: 'update';
-        changed: boolean;
-        state: string;
-        /** The event's: the state before this message. */
-        previousState: string | null;
-        /** The device's: the state before its last change. */
-        devicePreviousState: string | null;
-        /** Unix seconds. */
-        lastChangedAt: number;
-        messages: number;
-      }
+      kind: 'update';
+      changed: boolean;
+      state: string;
+      /** The event's: the state before this message. */
+      previousState: string | null;
+      /** The device's: the state before its last change. */
+      devicePreviousState: string | null;
+      /** Unix seconds. */
+      lastChangedAt: number;
+      messages: number;
+    }
     | { kind: 'duplicate' }
     | { kind: 'late' };
 }

@@ -65,7 +65,7 @@ t.test('kill -9 of the bridge (and a Mosquitto restart) while 10,000 QoS 1 messa
   }
 
   const seen = new Map<string, Device>();
-  for (let cursor: string | null = ''; cursor !== null; ) {
+  for (let cursor: string | null = ''; cursor !== null;) {
     const page: { items: Device[]; nextCursor: string | null } = await getJson(`${bridge.base}/devices?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
     for (const d of page.items) seen.set(d.deviceId, d);
     cursor = page.nextCursor;

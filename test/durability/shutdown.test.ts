@@ -97,12 +97,12 @@ function openSse(t: Test, url: string): Promise<SseProbe> {
       let firstEvent: () => void = () => {};
       const probe: SseProbe = {
         events: 0,
-        ended: new Promise((done) => {
-          res.once('end', () => done('ended'));
-          res.once('close', () => done(res.complete ? 'ended' : 'aborted'));
-          res.once('error', () => done('aborted'));
+        ended: new Promise((resolve) => {
+          res.once('end', () => resolve('ended'));
+          res.once('close', () => resolve(res.complete ? 'ended' : 'aborted'));
+          res.once('error', () => resolve('aborted'));
         }),
-        first: new Promise((done) => (firstEvent = done)),
+        first: new Promise((resolve) => (firstEvent = resolve)),
       };
       const parser = new SseParser();
       res.on('data', (chunk: Buffer) => {
@@ -134,8 +134,8 @@ function subscribeGraphql(t: Test, url: string): GraphqlProbe {
   let firstResult: () => void = () => {};
   const probe: GraphqlProbe = {
     results: 0,
-    first: new Promise((done) => (firstResult = done)),
-    closed: new Promise((done) => (closedWith = done)),
+    first: new Promise((resolve) => (firstResult = resolve)),
+    closed: new Promise((resolve) => (closedWith = resolve)),
   };
   const client = createClient({
     url,

@@ -5,7 +5,7 @@ import { createClient, type Client } from 'graphql-ws';
 import { getIntrospectionQuery } from 'graphql';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
-import { buildTestApp, nextEvent, testConfig, withTimeout } from '../helpers/app.js';
+import { buildTestApp, testConfig, withTimeout } from '../helpers/app.js';
 import { record } from '../helpers/records.js';
 
 // SPEC §5 GraphQL, with real clients: HTTP for queries, the graphql-ws library for subscriptions.
@@ -136,7 +136,10 @@ t.test('subscriptions with the graphql-ws client, fed by a real Mosquitto', asyn
   const onlyA = collect(client, 'subscription ($d: ID) { deviceUpdated(deviceId: $d) { device { deviceId } } }', { d: 'a' });
   const opened = collect(client, 'subscription { stateChanged(state: "open") { device { deviceId state } previousState } }');
   await withTimeout(new Promise<void>((resolve) => {
-    const check = (): void => (app.subscriptions.size === 3 ? resolve() : void setImmediate(check));
+    const check = (): void => {
+      if (app.subscriptions.size === 3) resolve();
+      else setImmediate(check);
+    };
     check();
   }), 5000, () => 'three subscriptions registered');
 
@@ -167,7 +170,10 @@ t.test('deviceSilent over graphql-ws', async (t) => {
   const client = wsClient(t, port);
   const silent = collect(client, 'subscription { deviceSilent(deviceId: "q") { deviceId silent } }');
   await withTimeout(new Promise<void>((resolve) => {
-    const check = (): void => (app.subscriptions.size === 1 ? resolve() : void setImmediate(check));
+    const check = (): void => {
+      if (app.subscriptions.size === 1) resolve();
+      else setImmediate(check);
+    };
     check();
   }), 5000, () => 'the subscription registered');
   now += 61_000;

@@ -78,7 +78,9 @@ t.test("GraphiQL's introspection queries pass, over POST, GET and graphql-ws", a
     const overWs = await new Promise<Record<string, unknown>>((resolve, reject) => {
       let result: Record<string, unknown> = {};
       client.subscribe({ query, ...(operationName ? { operationName } : {}) }, {
-        next: (r) => void (result = r as Record<string, unknown>),
+        next: (r) => {
+          result = r as Record<string, unknown>;
+        },
         error: reject,
         complete: () => resolve(result),
       });
@@ -152,7 +154,10 @@ t.test('graphql-ws: queries and each subscription event have the same bounds', a
 
   subscribe('events', `subscription { deviceUpdated { ${aliases(3, 'device { attributes }')} } }`);
   await new Promise<void>((resolve) => {
-    const check = (): void => (app.subscriptions.size === 1 ? resolve() : void setImmediate(check));
+    const check = (): void => {
+      if (app.subscriptions.size === 1) resolve();
+      else setImmediate(check);
+    };
     check();
   });
   await seedBig(app, 'big2');

@@ -79,9 +79,18 @@ export function countReads(app: FastifyInstance): { readonly reads: number } {
   const get = store.get.bind(store);
   const list = store.list.bind(store);
   const history = store.history.bind(store);
-  store.get = (...args) => (counter.reads++, get(...args));
-  store.list = (...args) => (counter.reads++, list(...args));
-  store.history = (...args) => (counter.reads++, history(...args));
+  store.get = (...args) => {
+    counter.reads++;
+    return get(...args);
+  };
+  store.list = (...args) => {
+    counter.reads++;
+    return list(...args);
+  };
+  store.history = (...args) => {
+    counter.reads++;
+    return history(...args);
+  };
   return counter;
 }
 

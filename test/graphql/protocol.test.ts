@@ -28,10 +28,14 @@ function fake(protocol = GRAPHQL_WS_PROTOCOL, overrides: Partial<GqlConnectionOp
     onError: fail,
   });
   const connection = new GqlConnection(
-    { protocol, send: (data) => sent.push(JSON.parse(data) as Record<string, unknown>), close: (code, reason) => {
+    {
+      protocol,
+      send: (data) => sent.push(JSON.parse(data) as Record<string, unknown>),
+      close: (code, reason) => {
         closes.push({ code, reason });
         closed();
-      } },
+      },
+    },
     {
       hub,
       prepare: (request) => runner.prepare(request),

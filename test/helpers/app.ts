@@ -58,7 +58,7 @@ export function mqttStatus(app: FastifyInstance, match: (status: MqttStatus) => 
 /** `promise`, or a rejection naming `what` after `timeoutMs`; the timer never outlives it. */
 export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
+  const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${what()}`)), timeoutMs);
   });
   try {

@@ -42,7 +42,9 @@ export class Receiver {
   }
 
   async up(): Promise<void> {
-    const server = createServer((req, res) => void this.#handle(req, res));
+    const server = createServer((req, res) => {
+      void this.#handle(req, res);
+    });
     await new Promise<void>((resolve) => server.listen(this.#port, '127.0.0.1', resolve));
     this.#port = (server.address() as { port: number }).port;
     this.#server = server;

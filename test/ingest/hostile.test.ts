@@ -11,7 +11,9 @@ const ts = Math.floor(Date.now() / 1000);
 
 function hostilePayloads(): Buffer[] {
   const payloads: Buffer[] = [];
-  const text = (s: string): void => void payloads.push(Buffer.from(s));
+  const text = (s: string): void => {
+    payloads.push(Buffer.from(s));
+  };
   // garbage bytes (a random byte string is never a JSON object with DeviceID and State)
   for (const bytes of fc.sample(fc.uint8Array({ minLength: 0, maxLength: 300 }), { numRuns: 1500, seed: 42 })) {
     payloads.push(Buffer.from(bytes));
@@ -26,15 +28,15 @@ function hostilePayloads(): Buffer[] {
     text(`{"DeviceID":"base","State":"open","Timestamp":${ts + 1 + i},"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`); // deep inside
     text(`{"DeviceID":"base","State":"${'x'.repeat(70_000)}"}`); // over MAX_MESSAGE_BYTES
     text(`{"DeviceID":"base","State":"${'y'.repeat(65 + i)}"}`); // a state too long
-    text(`{"__proto__":{"State":"open"},"DeviceID":"base","constructor":{"prototype":{"polluted":true}}}`);
+    text('{"__proto__":{"State":"open"},"DeviceID":"base","constructor":{"prototype":{"polluted":true}}}');
     text(`{"DeviceID":"base","State":"open","Timestamp":${ts + 10 * 86_400 + i}}`); // far future
     text(`{"DeviceID":"base","State":"open","Timestamp":${ts + 1 + i},"CSQ":"strong"}`);
     text(`{"DeviceID":"base","State":"open","Timestamp":${ts + 1 + i},"BatteryLevel":-${i + 1}}`);
-    text(`{"DeviceID":["base"],"State":"open"}`);
-    text(`{"DeviceID":"base","State":{"$gt":""}}`);
-    text(`{"DeviceID":"ba\\u0000se","State":"open"}`);
-    text(`{"DeviceID":"base","Device":"other","State":"open"}`);
-    text(`{"DeviceID":"base","State":"open\\n{\\"level\\":60,\\"msg\\":\\"forged\\"}"}`);
+    text('{"DeviceID":["base"],"State":"open"}');
+    text('{"DeviceID":"base","State":{"$gt":""}}');
+    text('{"DeviceID":"ba\\u0000se","State":"open"}');
+    text('{"DeviceID":"base","Device":"other","State":"open"}');
+    text('{"DeviceID":"base","State":"open\\n{\\"level\\":60,\\"msg\\":\\"forged\\"}"}');
   }
   return payloads;
 }

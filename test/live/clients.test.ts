@@ -75,7 +75,7 @@ t.test('a total bound of 0 bounds nothing; within the bound nobody is closed', a
   t.ok(clients.every((c) => c.dropped === null));
 });
 
-t.test("ws keeps the TCP socket where rawSocket looks (a ws upgrade that moves it fails here)", async (t) => {
+t.test('ws keeps the TCP socket where rawSocket looks (a ws upgrade that moves it fails here)', async (t) => {
   const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   t.teardown(() => server.close());
   await once(server, 'listening');

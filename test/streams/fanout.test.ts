@@ -85,7 +85,10 @@ t.test('500 subscribers over three APIs each get every matching event once, in o
   await Promise.all(ready);
   await withTimeout(
     new Promise<void>((resolve) => {
-      const check = (): void => (app.subscriptions.size === 165 && app.liveClients.sse.size === 165 ? resolve() : void setTimeout(check, 10));
+      const check = (): void => {
+        if (app.subscriptions.size === 165 && app.liveClients.sse.size === 165) resolve();
+        else setTimeout(check, 10);
+      };
       check();
     }),
     20_000,

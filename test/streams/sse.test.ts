@@ -76,7 +76,7 @@ function portOf(app: FastifyInstance): number {
 /** Opens /events and resolves once the headers are in: by then the server has subscribed. */
 async function connect(t: Test, app: FastifyInstance, path = '/events', headers: Record<string, string> = {}): Promise<SseClient> {
   const req = http.get({ host: '127.0.0.1', port: portOf(app), path, headers, agent: false });
-  t.teardown(() => void req.destroy());
+  t.teardown(() => req.destroy());
   const [res] = (await withTimeout(once(req, 'response'), 10_000, () => `the response of ${path}`)) as [IncomingMessage];
   return new SseClient(req, res);
 }
@@ -203,6 +203,7 @@ t.test('clients connecting with Last-Event-ID while events flow miss none and ge
   const start = (await feed(app, 'flow', 'open')).seq;
   let feeding = true;
   const feeder = (async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- the test turns feeding off below while this loop awaits
     for (let i = 0; feeding; i++) {
       await feed(app, `flow-${i % 7}`, i % 2 ? 'open' : 'close');
       if (i % 5 === 0) await new Promise((resolve) => setImmediate(resolve)); // let connections in
@@ -291,7 +292,7 @@ t.test('a client that never reads stops at WS_MAX_BUFFERED_BYTES and is dropped 
 
   // The slow client: a raw socket that reads the response head and then nothing more.
   const slow = net.connect(portOf(app), '127.0.0.1');
-  t.teardown(() => void slow.destroy());
+  t.teardown(() => slow.destroy());
   slow.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   const [head] = (await withTimeout(once(slow, 'data'), 10_000, () => 'the response head')) as [Buffer];
   slow.pause();
@@ -347,7 +348,7 @@ t.test('a replay bigger than the bound is not held against the client; the bound
 
   // a client that has not read yet: of its replay of about 2.3 MB, the server holds one bound
   const req = http.get({ host: '127.0.0.1', port: portOf(app), path: '/events', headers: { 'last-event-id': String(from) }, agent: false });
-  t.teardown(() => void req.destroy());
+  t.teardown(() => req.destroy());
   const [res] = (await withTimeout(once(req, 'response'), 10_000, () => 'the response')) as [IncomingMessage];
   for (let i = 0; i < 5; i++) await feed(app, `live-${i}`, 'open', { blob });
   t.notOk(dropped(), 'live events behind an undrained replay do not drop the client');
@@ -413,7 +414,7 @@ t.test('bad filters: 400 in the shared error shape; a client that leaves leaves 
 t.test('HEAD /events: the headers, no stream, and the connection serves the next request', async (t) => {
   const app = await listening(t);
   const socket = net.connect(portOf(app), '127.0.0.1');
-  t.teardown(() => void socket.destroy());
+  t.teardown(() => socket.destroy());
   socket.setEncoding('latin1');
   let received = '';
   const got = (pattern: RegExp): Promise<void> =>
@@ -475,7 +476,7 @@ t.test('app.close() ends open streams at once, also one whose client does not re
   const clients = [await connect(t, app), await connect(t, app, '/events?state=open'), await connect(t, app, '/events', { 'last-event-id': '0' })];
 
   const stuck = net.connect(portOf(app), '127.0.0.1');
-  t.teardown(() => void stuck.destroy());
+  t.teardown(() => stuck.destroy());
   stuck.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   await withTimeout(once(stuck, 'data'), 10_000, () => 'the response head');
   stuck.pause();

@@ -32,13 +32,16 @@ async function listening(t: Test, env: Record<string, string> = {}): Promise<Clo
     { connectMqtt: false, clock: { now: () => now }, logStream: log },
   );
   await app.listen({ port: 0, host: '127.0.0.1' });
-  return { app, port: (app.server.address() as AddressInfo).port, log, advance: (ms) => void (now += ms) };
+  const advance = (ms: number): void => {
+    now += ms;
+  };
+  return { app, port: (app.server.address() as AddressInfo).port, log, advance };
 }
 
 /** A peer that sends its request, reads the response head, then reads nothing more. */
 async function stalled(t: Test, port: number, request: string): Promise<net.Socket> {
   const socket = net.connect(port, '127.0.0.1');
-  t.teardown(() => void socket.destroy());
+  t.teardown(() => socket.destroy());
   socket.on('error', () => {});
   socket.write(request);
   const [head] = (await withTimeout(once(socket, 'data'), 10_000, () => 'the response head')) as [Buffer];

@@ -56,7 +56,6 @@ class FakeSocket extends EventEmitter {
     this.readyState = 3;
     this.emit('close', 1006);
   }
-
 }
 
 const BOUND = 10_000;

@@ -21,7 +21,9 @@ function webhookStats(app: FastifyInstance, match: (s: Record<string, number>) =
         app.webhooks!.off('settled', listener);
         resolve(stats);
       };
-      const listener = (): void => void check();
+      const listener = (): void => {
+        void check();
+      };
       app.webhooks!.on('settled', listener);
       void check();
     }),

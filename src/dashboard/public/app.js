@@ -8,19 +8,26 @@ import { AuthError, Live } from './live.js';
 import { compareIds, filterDevices, isNewer, pageOf, sortDevices, summarize } from './model.js';
 import { FleetRows } from './table.js';
 
+/**
+ * @import { Device } from '../../devices/types.js'
+ * @import { Filter, SortDir, SortKey, Summary } from './model.js'
+ * @import { Status } from './live.js'
+ */
+
 /** At most one re-sort of the fleet per this many ms while updates stream in. */
 const RENDER_EVERY_MS = 250;
 
-/** @type {Map<string, any>} */
+/** @type {Map<string, Device>} */
 let devices = new Map();
 let hadSnapshot = false;
+/** @type {{ filter: Filter, sort: { key: SortKey, dir: SortDir }, page: number, pageSize: number }} */
 const ui = {
   filter: { state: '', silent: '', lowBattery: false, search: '' },
   sort: { key: 'deviceId', dir: 'asc' },
   page: 1,
   pageSize: 100,
 };
-/** The filtered, sorted devices; null when it must be computed again. */
+/** @type {Device[] | null} The filtered, sorted devices; null when it must be computed again. */
 let view = null;
 let knownStates = '';
 
@@ -71,7 +78,10 @@ let renderTimer = 0;
 let renderFrame = 0;
 let lastRender = 0;
 
-/** Something changed: render soon (now for the user's own actions, throttled for the stream). */
+/**
+ * Something changed: render soon (now for the user's own actions, throttled for the stream).
+ * @param {boolean} urgent
+ */
 function changed(urgent) {
   view = null;
   if (urgent) {
@@ -112,14 +122,20 @@ function render() {
   fill(byId('caption-count'), shown);
 }
 
+/**
+ * @param {string} id
+ * @param {boolean} disabled
+ */
 function setDisabled(id, disabled) {
   /** @type {HTMLButtonElement} */ (byId(id)).disabled = disabled;
 }
 
 /** The count buttons on top, updated in place while their set stays the same (a focused one keeps its focus). */
 let chipKeys = '';
+/** @param {Summary} summary */
 function renderSummary(summary) {
   const f = ui.filter;
+  /** @type {{ label: string, count: number, pressed: boolean, cls: string, state?: string }[]} */
   const chips = [
     { label: 'devices', count: summary.total, pressed: !f.state && !f.silent && !f.lowBattery && !f.search, cls: '' },
     ...summary.states.map(([state, count]) => ({ label: state, count, pressed: f.state === state, cls: 'chip-state', state })),
@@ -130,9 +146,11 @@ function renderSummary(summary) {
   const keys = JSON.stringify(chips.map((c) => [c.label, c.state ?? null]));
   if (keys === chipKeys) {
     chips.forEach((c, i) => {
-      const button = list.children[i].firstChild;
+      const button = list.children[i]?.firstElementChild; // <li><button><span class="count">
+      const count = button?.firstElementChild;
+      if (!button || !count) return;
       button.setAttribute('aria-pressed', String(c.pressed));
-      button.firstChild.textContent = c.count.toLocaleString();
+      count.textContent = c.count.toLocaleString();
     });
   } else {
     chipKeys = keys;
@@ -146,7 +164,8 @@ function renderSummary(summary) {
         return h('li', null, button);
       }),
     );
-    if (focused !== -1) list.children[focused].firstChild.focus();
+    const button = list.children[focused]?.firstElementChild;
+    if (button instanceof HTMLElement) button.focus();
   }
   // the state filter offers every state there is, and keeps the chosen one while it has no device
   const states = summary.states.map(([s]) => s).sort(compareIds);
@@ -162,6 +181,7 @@ function renderSummary(summary) {
 
 // ---- status, banner, key form --------------------------------------------------------------------
 
+/** @param {Status} status */
 function showStatus(status) {
   const banner = byId('banner');
   const text = byId('status');
@@ -186,6 +206,7 @@ function showStatus(status) {
   }
 }
 
+/** @param {'missing' | 'refused'} problem */
 function askForKey(problem) {
   const auth = byId('auth');
   const error = byId('key-error');
@@ -209,33 +230,46 @@ byId('key-form').addEventListener('submit', (event) => {
   live.useKey(key);
 });
 
-byId('retry').addEventListener('click', () => void live.connect());
+byId('retry').addEventListener('click', () => {
+  void live.connect();
+});
 
 // ---- controls ------------------------------------------------------------------------------------
 
+const controls = {
+  state: /** @type {HTMLSelectElement} */ (byId('f-state')),
+  silent: /** @type {HTMLSelectElement} */ (byId('f-silent')),
+  lowBattery: /** @type {HTMLInputElement} */ (byId('f-low')),
+  search: /** @type {HTMLInputElement} */ (byId('f-search')),
+  pageSize: /** @type {HTMLSelectElement} */ (byId('f-size')),
+};
+
+/** @param {Partial<Filter>} patch */
 function setFilter(patch) {
   Object.assign(ui.filter, patch);
-  /** @type {HTMLSelectElement} */ (byId('f-state')).value = ui.filter.state;
-  /** @type {HTMLSelectElement} */ (byId('f-silent')).value = ui.filter.silent;
-  /** @type {HTMLInputElement} */ (byId('f-low')).checked = ui.filter.lowBattery;
-  /** @type {HTMLInputElement} */ (byId('f-search')).value = ui.filter.search;
+  controls.state.value = ui.filter.state;
+  controls.silent.value = ui.filter.silent;
+  controls.lowBattery.checked = ui.filter.lowBattery;
+  controls.search.value = ui.filter.search;
   ui.page = 1;
   changed(true);
 }
 
 byId('filters').addEventListener('submit', (event) => event.preventDefault());
-byId('f-state').addEventListener('change', (e) => setFilter({ state: e.target.value }));
-byId('f-silent').addEventListener('change', (e) => setFilter({ silent: e.target.value }));
-byId('f-low').addEventListener('change', (e) => setFilter({ lowBattery: e.target.checked }));
-byId('f-search').addEventListener('input', (e) => setFilter({ search: e.target.value }));
-byId('f-size').addEventListener('change', (e) => {
-  ui.pageSize = Number(e.target.value);
+controls.state.addEventListener('change', () => setFilter({ state: controls.state.value }));
+// its options (index.html) are the values of Filter's silent
+controls.silent.addEventListener('change', () => setFilter({ silent: /** @type {Filter['silent']} */ (controls.silent.value) }));
+controls.lowBattery.addEventListener('change', () => setFilter({ lowBattery: controls.lowBattery.checked }));
+controls.search.addEventListener('input', () => setFilter({ search: controls.search.value }));
+controls.pageSize.addEventListener('change', () => {
+  ui.pageSize = Number(controls.pageSize.value);
   ui.page = 1;
   changed(true);
 });
 byId('reset').addEventListener('click', () => setFilter({ state: '', silent: '', lowBattery: false, search: '' }));
 
 byId('counts').addEventListener('click', (event) => {
+  if (!(event.target instanceof Element)) return;
   const button = event.target.closest('button');
   if (!button) return;
   const label = button.dataset.count;
@@ -245,9 +279,9 @@ byId('counts').addEventListener('click', (event) => {
   else setFilter({ state: '', silent: '', lowBattery: false, search: '' });
 });
 
-for (const th of document.querySelectorAll('th[data-sort]')) {
-  th.querySelector('button').addEventListener('click', () => {
-    const key = th.dataset.sort;
+for (const th of /** @type {NodeListOf<HTMLTableCellElement>} */ (document.querySelectorAll('th[data-sort]'))) {
+  th.querySelector('button')?.addEventListener('click', () => {
+    const key = /** @type {SortKey} */ (th.dataset.sort); // index.html: the keys of SORT_KEYS
     ui.sort = { key, dir: ui.sort.key === key && ui.sort.dir === 'asc' ? 'desc' : 'asc' };
     for (const other of document.querySelectorAll('th[data-sort]')) {
       if (other === th) other.setAttribute('aria-sort', ui.sort.dir === 'asc' ? 'ascending' : 'descending');
@@ -268,41 +302,48 @@ for (const [id, to] of Object.entries(pages)) {
 
 // rows: a click or Enter opens the detail; arrows move between rows (one Tab stop for the table)
 const tbody = byId('rows');
+/** @param {HTMLElement} tr */
 function openRow(tr) {
-  const device = devices.get(tr.dataset.id);
+  const id = tr.dataset.id;
+  const device = id === undefined ? undefined : devices.get(id);
   if (device === undefined) return;
-  rows.focusId = tr.dataset.id;
+  rows.focusId = device.deviceId;
   detail.show(device);
 }
+/** The device row an event happened in, if any. */
+const rowOf = (/** @type {Event} */ event) =>
+  event.target instanceof Element ? /** @type {HTMLTableRowElement | null} */ (event.target.closest('tr.device')) : null;
 tbody.addEventListener('click', (event) => {
-  const tr = event.target.closest('tr.device');
+  const tr = rowOf(event);
   if (tr) openRow(tr);
 });
 tbody.addEventListener('keydown', (event) => {
-  const tr = event.target.closest('tr.device');
+  const tr = rowOf(event);
   if (!tr) return;
   const list = rows.ordered();
   const i = list.indexOf(tr);
+  /** @type {Record<string, number>} */
   const moves = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: list.length - 1, PageDown: i + 10, PageUp: i - 10 };
+  const move = event.key in moves ? moves[event.key] : undefined;
   if (event.key === 'Enter' || event.key === ' ') {
     event.preventDefault();
     openRow(tr);
-  } else if (event.key in moves) {
+  } else if (move !== undefined) {
     event.preventDefault();
-    const target = list[Math.min(list.length - 1, Math.max(0, moves[event.key]))];
+    const target = list[Math.min(list.length - 1, Math.max(0, move))];
     if (target === undefined) return;
     tr.tabIndex = -1;
     target.tabIndex = 0;
-    rows.focusId = target.dataset.id;
+    rows.focusId = target.dataset.id ?? null;
     target.focus();
   }
 });
 tbody.addEventListener('focusin', (event) => {
-  const tr = event.target.closest('tr.device');
-  if (tr) rows.focusId = tr.dataset.id;
+  const tr = rowOf(event);
+  if (tr) rows.focusId = tr.dataset.id ?? null;
 });
 detail.dialog.addEventListener('close', () => {
-  const tr = rows.rows.get(rows.focusId);
+  const tr = rows.focusId === null ? undefined : rows.rows.get(rows.focusId);
   if (tr) tr.focus();
 });
 

@@ -7,14 +7,22 @@ import { batteryPercent, batterySeries, formatDuration, historyPeriods, LOW_BATT
 
 const W = 600; // SVG user units; the CSS scales the drawings to the dialog's width
 
+/**
+ * @import { Device, HistoryEntry } from '../../devices/types.js'
+ * @import { Period } from './model.js'
+ */
+
 export class Detail {
   /** @param {(path: string) => Promise<any>} api  @param {(err: unknown) => void} onError */
   constructor(api, onError) {
     this.api = api;
     this.onError = onError;
     this.dialog = /** @type {HTMLDialogElement} */ (byId('detail'));
+    /** @type {string | null} The device shown while the dialog is open. */
     this.deviceId = null;
+    /** @type {Device | null} */
     this.device = null;
+    /** @type {HistoryEntry[] | null} null: not read yet */
     this.history = null;
     this.loads = 0;
     byId('detail-close').addEventListener('click', () => this.dialog.close());
@@ -31,6 +39,7 @@ export class Detail {
     return this.dialog.open;
   }
 
+  /** @param {Device} device */
   show(device) {
     this.deviceId = device.deviceId;
     this.device = device;
@@ -44,7 +53,10 @@ export class Detail {
     void this.#load(device.deviceId);
   }
 
-  /** The device changed while shown: new facts, and its history read again. */
+  /**
+   * The device changed while shown: new facts, and its history read again.
+   * @param {Device} device
+   */
   update(device) {
     if (device.deviceId !== this.deviceId) return;
     this.device = device;
@@ -53,6 +65,7 @@ export class Detail {
     void this.#load(device.deviceId);
   }
 
+  /** @param {string} deviceId */
   async #load(deviceId) {
     const load = ++this.loads;
     byId('detail').setAttribute('aria-busy', 'true');
@@ -72,8 +85,10 @@ export class Detail {
 
   #facts() {
     const d = this.device;
+    if (d === null) return;
     const now = Date.now();
     const pct = batteryPercent(d.batteryLevel);
+    /** @param {string} iso */
     const when = (iso) => {
       const ms = Date.parse(iso);
       return [h('time', { datetime: iso }, exactTime(ms)), h('span', { class: 'muted' }, ` (${relativeTime(ms, now)})`)];
@@ -108,34 +123,42 @@ export class Detail {
       fill(battery);
       return;
     }
+    if (this.device === null) return;
     const until = Math.max(Math.floor(Date.now() / 1000), this.device.timestamp);
     fill(timeline, ...periodsView(historyPeriods(items, until)));
     fill(battery, batteryChart(batterySeries(items)));
   }
 
   #attributes() {
+    if (this.device === null) return;
     const entries = Object.entries(this.device.attributes ?? {});
     fill(
       byId('detail-attributes'),
       entries.length === 0
         ? h('p', { class: 'muted' }, 'The newest message had no attributes.')
         : h(
-            'table',
-            { class: 'attributes' },
-            h('caption', { class: 'sr-only' }, 'Attributes of the newest message'),
-            h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Value'))),
-            h('tbody', null, entries.map(([key, value]) => h('tr', null, h('th', { scope: 'row', class: 'mono' }, key), h('td', { class: 'mono' }, JSON.stringify(value))))),
-          ),
+          'table',
+          { class: 'attributes' },
+          h('caption', { class: 'sr-only' }, 'Attributes of the newest message'),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Value'))),
+          h('tbody', null, entries.map(([key, value]) => h('tr', null, h('th', { scope: 'row', class: 'mono' }, key), h('td', { class: 'mono' }, JSON.stringify(value))))),
+        ),
     );
   }
 }
 
-/** The periods as a bar of coloured spans (SVG) and, for every reader, as a list. */
+/**
+ * The periods as a bar of coloured spans (SVG) and, for every reader, as a list.
+ * @param {Period[]} periods
+ */
 function periodsView(periods) {
-  const from = periods[0].from;
-  const to = periods[periods.length - 1].to;
+  const oldest = periods[0];
+  const newest = periods[periods.length - 1];
+  if (oldest === undefined || newest === undefined) return [];
+  const from = oldest.from;
+  const to = newest.to;
   const span = Math.max(1, to - from);
-  const x = (t) => ((t - from) / span) * W;
+  const x = (/** @type {number} */ t) => ((t - from) / span) * W;
   const svg = s('svg', { class: 'timeline', viewBox: `0 0 ${W} 46`, role: 'img', 'aria-label': `State timeline from ${shortTime(from * 1000)} to ${shortTime(to * 1000)}, ${periods.length} periods, listed below` });
   for (const p of periods) {
     const width = Math.max(1.5, x(p.to) - x(p.from));
@@ -167,20 +190,21 @@ function periodsView(periods) {
   return [svg, list];
 }
 
+/** @param {{ t: number, pct: number }[]} series */
 function batteryChart(series) {
-  if (series.length === 0) return h('p', { class: 'muted' }, 'No battery readings in the history.');
+  const oldest = series[0];
+  const newest = series[series.length - 1];
+  if (oldest === undefined || newest === undefined) return h('p', { class: 'muted' }, 'No battery readings in the history.');
   const H = 140;
   const top = 8;
   const bottom = 24;
   const left = 42;
-  const from = series[0].t;
-  const to = series[series.length - 1].t;
+  const from = oldest.t;
+  const to = newest.t;
   const span = Math.max(1, to - from);
-  const x = (t) => (series.length === 1 ? (left + W) / 2 : left + ((t - from) / span) * (W - left - 6));
-  const y = (pct) => top + (1 - pct / 100) * (H - top - bottom);
-  const first = series[0].pct;
-  const last = series[series.length - 1].pct;
-  const svg = s('svg', { class: 'battery-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Battery from ${first} % to ${last} % between ${shortTime(from * 1000)} and ${shortTime(to * 1000)}` });
+  const x = (/** @type {number} */ t) => (series.length === 1 ? (left + W) / 2 : left + ((t - from) / span) * (W - left - 6));
+  const y = (/** @type {number} */ pct) => top + (1 - pct / 100) * (H - top - bottom);
+  const svg = s('svg', { class: 'battery-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Battery from ${oldest.pct} % to ${newest.pct} % between ${shortTime(from * 1000)} and ${shortTime(to * 1000)}` });
   for (const pct of [0, 50, 100]) {
     svg.append(s('line', { x1: left, x2: W, y1: y(pct), y2: y(pct), class: 'grid' }), s('text', { x: left - 6, y: y(pct) + 4, class: 'axis', 'text-anchor': 'end' }, `${pct}%`));
   }

@@ -10,11 +10,23 @@ const PAGE_LIMIT = 1000; // the REST maximum (openapi.yaml listDevices)
 export class AuthError extends Error {}
 
 /**
+ * @import { Device } from '../../devices/types.js'
+ * @typedef {{ type: 'snapshot', devices: Device[], total: number, truncated: boolean }} SnapshotFrame
+ * @typedef {{ type: 'update' | 'silent', seq: number, device: Device, previousState?: string | null, changed?: boolean }} DeviceFrame
+ * @typedef {SnapshotFrame | DeviceFrame | { type: 'error', message: string }} Frame   the /ws frames (asyncapi.yaml)
+ * @typedef {{ items: Device[], nextCursor: string | null }} DevicePage   GET /devices
+ * @typedef {{ state: 'connecting', attempt: number }
+ *   | { state: 'live' }
+ *   | { state: 'loading', total: number }
+ *   | { state: 'lost', attempt: number, retryInMs: number }} Status
+ */
+
+/**
  * @typedef {object} LiveCallbacks
- * @property {(devices: object[], info: { total: number, truncated: boolean }) => void} snapshot
- * @property {(devices: object[], done: boolean) => void} page   devices read from REST after a truncated snapshot
- * @property {(device: object, frame: object) => void} device     an update or silent frame
- * @property {(status: { state: 'connecting'|'live'|'loading'|'lost', attempt?: number, retryInMs?: number, total?: number }) => void} status
+ * @property {(devices: Device[], info: { total: number, truncated: boolean }) => void} snapshot
+ * @property {(devices: Device[], done: boolean) => void} page   devices read from REST after a truncated snapshot
+ * @property {(device: Device, frame: DeviceFrame) => void} device     an update or silent frame
+ * @property {(status: Status) => void} status
  * @property {(problem: 'missing'|'refused') => void} needKey
  */
 
@@ -31,8 +43,13 @@ export class Live {
     this.key = sessionStorage.getItem(KEY_ITEM);
   }
 
-  /** REST, with the key when there is one; throws AuthError on 401. */
+  /**
+   * REST, with the key when there is one; throws AuthError on 401.
+   * @param {string} path
+   * @returns {Promise<any>} the JSON body
+   */
   async api(path) {
+    /** @type {Record<string, string>} */
     const headers = { accept: 'application/json' };
     if (this.key) headers.authorization = `Bearer ${this.key}`;
     const res = await fetch(path, { headers, cache: 'no-store' });
@@ -41,11 +58,14 @@ export class Live {
     return res.json();
   }
 
-  /** A key from the form: kept for this tab's session only. */
+  /**
+   * A key from the form: kept for this tab's session only.
+   * @param {string} key
+   */
   useKey(key) {
     this.key = key;
     sessionStorage.setItem(KEY_ITEM, key);
-    this.connect();
+    void this.connect();
   }
 
   #forgetKey() {
@@ -81,6 +101,10 @@ export class Live {
     });
   }
 
+  /**
+   * @param {Frame} frame
+   * @param {number} generation
+   */
   #frame(frame, generation) {
     switch (frame.type) {
       case 'snapshot':
@@ -98,13 +122,19 @@ export class Live {
     }
   }
 
-  /** The snapshot held WS_SNAPSHOT_LIMIT devices of more: the rest from GET /devices, page by page. */
+  /**
+   * The snapshot held WS_SNAPSHOT_LIMIT devices of more: the rest from GET /devices, page by page.
+   * @param {number} generation
+   * @param {number} total
+   */
   async #fill(generation, total) {
+    /** @type {string | null} */
     let cursor = null;
     this.on.status({ state: 'loading', total });
     try {
       do {
         const query = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+        /** @type {DevicePage} */
         const page = await this.api(`/devices?limit=${PAGE_LIMIT}${query}`);
         if (generation !== this.generation) return;
         cursor = page.nextCursor;
@@ -127,7 +157,9 @@ export class Live {
     this.attempt++;
     this.on.status({ state: 'lost', attempt: this.attempt, retryInMs });
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.connect(), retryInMs);
+    this.timer = setTimeout(() => {
+      void this.connect();
+    }, retryInMs);
   }
 
   #closeSocket() {

@@ -6,26 +6,42 @@ import { batteryPercent, isLowBattery, LOW_BATTERY_PERCENT, relativeTime, signal
 
 const FLASH_MS = 1600;
 
+/**
+ * @import { Device } from '../../devices/types.js'
+ * @typedef {{ id: HTMLElement, state: HTMLElement, battery: HTMLElement, signal: HTMLElement, seen: HTMLElement, changed: HTMLElement }} Cells
+ * @typedef {HTMLTableRowElement & { cells_: Cells, device_?: Device, flashedAt_?: number, flashTimer_?: number }} DeviceRow
+ *   a row keeps its cells, the device it shows and its flash on itself
+ */
+
 export class FleetRows {
   /** @param {HTMLTableSectionElement} tbody */
   constructor(tbody) {
     this.tbody = tbody;
-    /** @type {Map<string, HTMLTableRowElement>} */
+    /** @type {Map<string, DeviceRow>} */
     this.rows = new Map();
-    /** deviceId → the time (ms) its flash was asked for */
+    /** @type {Map<string, number>} deviceId → the time (ms) its flash was asked for */
     this.flashes = new Map();
-    /** The row that Tab reaches (roving tabindex: one stop for the whole table). */
+    /** @type {string | null} The row that Tab reaches (roving tabindex: one stop for the whole table). */
     this.focusId = null;
   }
 
-  /** Marks a device changed: its row flashes now, or when it next appears within the flash time. */
+  /**
+   * Marks a device changed: its row flashes now, or when it next appears within the flash time.
+   * @param {string} deviceId
+   * @param {number} now
+   */
   flash(deviceId, now) {
     this.flashes.set(deviceId, now);
   }
 
-  /** Shows `devices` (one page) in order. */
+  /**
+   * Shows `devices` (one page) in order.
+   * @param {Device[]} devices
+   * @param {number} now
+   */
   render(devices, now) {
     for (const [id, at] of this.flashes) if (now - at > FLASH_MS) this.flashes.delete(id);
+    /** @type {Set<string>} */
     const keep = new Set();
     let i = 0;
     for (const device of devices) {
@@ -53,8 +69,12 @@ export class FleetRows {
     return /** @type {HTMLTableRowElement[]} */ ([...this.tbody.children]);
   }
 
+  /**
+   * @param {string} deviceId
+   * @returns {DeviceRow}
+   */
   #row(deviceId) {
-    const tr = h('tr', { class: 'device' });
+    const tr = /** @type {DeviceRow} */ (h('tr', { class: 'device' }));
     tr.dataset.id = deviceId;
     tr.cells_ = {
       id: h('th', { scope: 'row' }, deviceId),
@@ -68,6 +88,11 @@ export class FleetRows {
     return tr;
   }
 
+  /**
+   * @param {DeviceRow} tr
+   * @param {Device} d
+   * @param {number} now
+   */
   #update(tr, d, now) {
     const c = tr.cells_;
     if (tr.device_ !== d) {
@@ -95,6 +120,7 @@ export class FleetRows {
   }
 }
 
+/** @param {number | null} level */
 function battery(level) {
   const pct = batteryPercent(level);
   if (pct === null) return [h('span', { class: 'muted' }, 'unknown')];
@@ -103,7 +129,10 @@ function battery(level) {
   return cell;
 }
 
-/** CSQ as four bars (an inline SVG), its reading in words for screen readers and on hover. */
+/**
+ * CSQ as four bars (an inline SVG), its reading in words for screen readers and on hover.
+ * @param {number | null} csq
+ */
 export function bars(csq) {
   const sig = signal(csq);
   const svg = s('svg', { class: 'bars', viewBox: '0 0 20 16', width: 20, height: 16, 'aria-hidden': 'true' });
@@ -116,6 +145,10 @@ export function bars(csq) {
   return h('span', { class: sig.bars === null ? 'signal unknown' : 'signal', title: text }, svg, h('span', { class: 'sr-only' }, text), sig.bars === null ? h('span', { class: 'muted', 'aria-hidden': 'true' }, ' ?') : null);
 }
 
+/**
+ * @param {string} iso
+ * @param {number} now
+ */
 function timeCell(iso, now) {
   const ms = Date.parse(iso);
   return h('time', { datetime: iso, title: exactTime(ms) }, relativeTime(ms, now));

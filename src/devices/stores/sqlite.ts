@@ -112,6 +112,7 @@ export class SqliteStore implements DeviceStore {
     | 'retry',
     Statement
   >;
+
   readonly #applyTx: (record: DeviceRecord, receivedAt: string) => StoreOutcome;
   readonly #silenceTx: (cutoff: number, limit: number, markedAt: string) => DeviceEvent[];
 
