@@ -1,11 +1,11 @@
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { DestinationStream } from 'pino';
+import { clockOf, systemClock, type ClockDep } from './clock.js';
 import { isLoopback, type Config } from './config.js';
 import dashboard from './dashboard/plugin.js';
 import demo from './demo/plugin.js';
 import devices from './devices/plugin.js';
-import { systemClock, type Clock } from './devices/service.js';
 import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
 import { SqliteStore } from './devices/stores/sqlite.js';
@@ -22,7 +22,8 @@ import webhooks from './webhooks/plugin.js';
 
 export interface Deps {
   store: DeviceStore;
-  clock: Clock;
+  /** The time and the timers of every behaviour that keeps time (src/clock.ts); tests give a manual one. */
+  clock: ClockDep;
   /** Connect to MQTT once ready (default true); REST-only tests turn it off. */
   connectMqtt: boolean;
   /** Where log lines go (default stdout); tests read them. */
@@ -55,6 +56,7 @@ const CLOSE_CONNECTIONS_AFTER_MS = 5000;
  * with keep-alive, and its connection would hold server.close() for keepAliveTimeout (72 s); a
  * request whose body never ends, for requestTimeout. Either outlasts the 10 s the process gives
  * itself to stop (main.ts). So: close connections as they go idle, and cut what is left after 5 s.
+ * Real timers, not the clock's: they bound close(), which a test's manual clock would leave open.
  */
 function closeConnectionsOnClose(app: FastifyInstance): void {
   let idle: NodeJS.Timeout | undefined;
@@ -112,7 +114,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   });
   const doc = loadOpenApi();
   await app.register(metrics, { doc }); // early: its timing hook sees every route
-  const clock = deps.clock ?? systemClock;
+  const clock = clockOf(deps.clock ?? systemClock);
   await app.register(devices, {
     store: deps.store ?? openStore(config),
     clock,

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { DeviceService, type Clock } from './service.js';
+import type { Clock, Timer } from '../clock.js';
+import { DeviceService } from './service.js';
 import type { DeviceStore } from './store.js';
 
 declare module 'fastify' {
@@ -29,12 +30,13 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
   app.decorate('devices', service);
 
   // SPEC §4: silence is checked at least once a minute; one sweep at a time, and none after close
-  let timer: NodeJS.Timeout | undefined;
+  const clock = opts.clock;
+  let timer: Timer | undefined;
   let sweeping: Promise<void> = Promise.resolve();
   let closed = false;
   const schedule = (): void => {
     if (closed) return;
-    timer = setTimeout(() => {
+    timer = clock.setTimeout(() => {
       sweeping = service
         .sweepSilence()
         .then(
@@ -43,7 +45,6 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
         )
         .finally(schedule);
     }, opts.silenceCheckSeconds * 1000);
-    timer.unref();
   };
   app.addHook('onReady', async () => schedule());
   // first of the preClose hooks (devices registers before every consumer): what was published is
@@ -51,7 +52,7 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
   app.addHook('preClose', async () => service.events.flush());
   app.addHook('onClose', async () => {
     closed = true;
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     await sweeping;
     await opts.store.close();
   });

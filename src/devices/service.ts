@@ -1,14 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { Clock } from '../clock.js';
 import { EventStream } from './events.js';
 import type { DeviceStore, StoreOutcome } from './store.js';
 import type { DeviceRecord } from './types.js';
 
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+// the clock lives on the ground floor (src/clock.ts); ingest takes its type from here
+export { systemClock, type Clock } from '../clock.js';
 
 const SILENCE_BATCH = 10_000;
 
@@ -36,7 +33,7 @@ export class DeviceService {
   readonly counts: MessageCounts = { accepted: 0, duplicate: 0, late: 0 };
   /** Milliseconds since the epoch, by the service's clock: for uptime. */
   readonly startedAt: number;
-  /** The service's clock: every station that keeps time reads this one (STYLE: time is an input). */
+  /** The service's clock: every station that reads the time or sets a timer uses this one (STYLE: time is an input). */
   readonly clock: Clock;
   readonly #log: FastifyBaseLogger;
   readonly #silenceAfterSeconds: number;

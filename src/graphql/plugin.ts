@@ -116,6 +116,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
         hub,
         prepare: (request) => runner.prepare(request),
         initTimeoutMs: config.initTimeoutMs,
+        clock: app.devices.clock,
         // SPEC §5/§9: the key in connection_init's payload ({"apiKey": …}), or on the upgrade request
         onConnect: (payload) =>
           !opts.apiKeys.enabled || opts.apiKeys.valid(payload?.apiKey) || opts.apiKeys.valid(ApiKeys.of(request)),

@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import type { Clock, Timer } from '../clock.js';
 import type { GraphqlRequest, Prepared } from './run.js';
 import type { SubscriptionHub } from './subscriptions.js';
 
@@ -35,6 +36,8 @@ export interface GqlConnectionOptions {
   /** Decides a connection_init; false closes with 4403. */
   onConnect(payload: Record<string, unknown> | null): boolean | Promise<boolean>;
   initTimeoutMs: number;
+  /** Whose timer closes a connection without connection_init: the service's clock. */
+  clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
   onError(err: unknown): void;
 }
 
@@ -65,7 +68,7 @@ export class GqlConnection {
   #closed = false;
   /** Operations by id, each a token of its own: a finishing query never touches a newer one of its id. */
   readonly #operations = new Map<string, Operation>();
-  #initTimer: NodeJS.Timeout | undefined;
+  #initTimer: Timer | undefined;
 
   constructor(
     private readonly socket: GqlSocket,
@@ -75,7 +78,7 @@ export class GqlConnection {
       this.close(GqlClose.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    this.#initTimer = setTimeout(() => {
+    this.#initTimer = options.clock.setTimeout(() => {
       if (!this.#acknowledged) this.close(GqlClose.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
     }, options.initTimeoutMs);
   }
@@ -100,7 +103,7 @@ export class GqlConnection {
         }
         if (this.#closed) return;
         if (!allowed) return this.close(GqlClose.Forbidden, 'Forbidden');
-        clearTimeout(this.#initTimer);
+        this.options.clock.clearTimeout(this.#initTimer);
         this.#acknowledged = true;
         this.socket.send('{"type":"connection_ack"}');
         return;
@@ -128,7 +131,7 @@ export class GqlConnection {
   /** The socket closed: stop every operation. */
   closed(): void {
     this.#closed = true;
-    clearTimeout(this.#initTimer);
+    this.options.clock.clearTimeout(this.#initTimer);
     for (const operation of this.#operations.values()) operation.stop?.();
     this.#operations.clear();
   }

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
+import type { Clock, Timer } from '../clock.js';
 
 // SPEC §5 and §9: every live client (/ws, /events, graphql-ws) has a byte bound, and so has their
 // sum. A client's unsent bytes are all it was given and has not read: its socket's buffer plus
@@ -98,11 +99,9 @@ export interface SweepOptions {
   log: FastifyBaseLogger;
 }
 
-/** Starts the sweep; returns its timer, to clear when the server closes. */
-export function startSweep(opts: SweepOptions): NodeJS.Timeout {
-  const timer = setInterval(() => sweep(opts), SWEEP_MS);
-  timer.unref();
-  return timer;
+/** Starts the sweep on the service's clock; returns its timer, to clear with that clock when the server closes. */
+export function startSweep(opts: SweepOptions, clock: Pick<Clock, 'setInterval'>): Timer {
+  return clock.setInterval(() => sweep(opts), SWEEP_MS);
 }
 
 /** One pass: flush or drop the clients behind, then hold the total bound. Exported for tests. */

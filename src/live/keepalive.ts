@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import type { Clock, Timer } from '../clock.js';
 import type { LiveClient } from './clients.js';
 
 // SPEC §5: live connections are kept alive, and dead ones found, one way: a loop that asks each
@@ -29,11 +30,12 @@ export function pingPeer(peer: Peer): void {
   peer.socket.ping();
 }
 
-/** Asks every client of `clients` (read at each tick) to keep itself alive; returns the timer to clear on close. */
-export function keepAliveLoop(clients: () => Iterable<Pick<LiveClient, 'keepAlive'>>, intervalMs: number): NodeJS.Timeout {
-  const timer = setInterval(() => {
+/**
+ * Asks every client of `clients` (read at each tick) to keep itself alive, every `intervalMs` of
+ * the service's clock; returns the timer, to clear with that clock on close.
+ */
+export function keepAliveLoop(clients: () => Iterable<Pick<LiveClient, 'keepAlive'>>, intervalMs: number, clock: Pick<Clock, 'setInterval'>): Timer {
+  return clock.setInterval(() => {
     for (const client of clients()) client.keepAlive();
   }, intervalMs);
-  timer.unref();
-  return timer;
 }

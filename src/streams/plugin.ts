@@ -45,24 +45,29 @@ declare module 'fastify' {
 /**
  * The live layer's timers, over every kind of client (src/live): the sweep that holds the byte
  * bounds, and one keep-alive (WebSockets pinged every WS_PING_SECONDS, SSE comment lines every
- * SSE_KEEPALIVE_SECONDS).
+ * SSE_KEEPALIVE_SECONDS). They run on the service's clock (src/clock.ts). The close grace timers
+ * below stay on the process's: they bound close(), which a test's manual clock would leave open.
  */
 async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): Promise<void> {
   const live: LiveClients = { ws: new Set(), sse: new Set(), graphql: new Set() };
   app.decorate('liveClients', live);
   app.decorate('streamSlots', new StreamSlots(opts.config.maxPerAddress));
+  const clock = app.devices.clock;
   const timers = [
-    startSweep({
-      clients: () => allClients(live),
-      limits: { slowCloseMs: opts.config.wsSlowCloseMs, maxTotalBufferedBytes: opts.config.maxTotalBufferedBytes },
-      now: () => app.devices.clock.now(),
-      log: app.log.child({ module: 'live' }),
-    }),
-    keepAliveLoop(() => webSockets(live), opts.config.wsPingMs),
-    keepAliveLoop(() => live.sse, opts.config.sseKeepAliveMs),
+    startSweep(
+      {
+        clients: () => allClients(live),
+        limits: { slowCloseMs: opts.config.wsSlowCloseMs, maxTotalBufferedBytes: opts.config.maxTotalBufferedBytes },
+        now: () => clock.now(),
+        log: app.log.child({ module: 'live' }),
+      },
+      clock,
+    ),
+    keepAliveLoop(() => webSockets(live), opts.config.wsPingMs, clock),
+    keepAliveLoop(() => live.sse, opts.config.sseKeepAliveMs, clock),
   ];
   app.addHook('preClose', async () => {
-    for (const timer of timers) clearInterval(timer);
+    for (const timer of timers) clock.clearInterval(timer);
   });
   await app.register(sseRoutes, opts);
 }

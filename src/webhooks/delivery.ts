@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { EventEmitter } from 'node:events';
 import { Webhook } from 'standardwebhooks';
+import type { Clock, Timer } from '../clock.js';
 import type { Delivery, Outbox } from '../devices/outbox.js';
 import { webhookId } from '../devices/outbox.js';
 
@@ -19,8 +20,8 @@ export interface DeliveryOptions {
   /** Delays before the 2nd, 3rd, … attempt (ms); after the last, a delivery is abandoned. */
   retryScheduleMs: number[];
   log: FastifyBaseLogger;
-  /** The service's clock (ms): attempts, signatures and the retry schedule. */
-  now: () => number;
+  /** The service's clock: attempts, signatures, the retry schedule and its timers, the timeout. */
+  clock: Clock;
 }
 
 export interface WebhookCounts {
@@ -59,14 +60,14 @@ export class WebhookDelivery extends EventEmitter<{ settled: [] }> {
 }
 
 class UrlWorker {
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #inFlight = new Map<number, Promise<void>>();
   #running = false;
   #again = false;
   #closed = false;
   #disabled = false;
   readonly #abort = new AbortController();
-  readonly #now: () => number;
+  readonly #clock: Clock;
 
   constructor(
     readonly url: string,
@@ -75,7 +76,11 @@ class UrlWorker {
     private readonly counts: WebhookCounts,
     private readonly settled: () => void,
   ) {
-    this.#now = options.now;
+    this.#clock = options.clock;
+  }
+
+  #now(): number {
+    return this.#clock.now();
   }
 
   wake(): void {
@@ -85,7 +90,7 @@ class UrlWorker {
       return;
     }
     this.#running = true;
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#pump()
       .catch((err: unknown) => this.options.log.error({ err, url: this.url }, 'webhook delivery loop failed'))
       .finally(() => {
@@ -99,7 +104,7 @@ class UrlWorker {
 
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#abort.abort();
     await Promise.allSettled(this.#inFlight.values());
   }
@@ -121,10 +126,7 @@ class UrlWorker {
     }
     if (this.#inFlight.size > 0 || this.#closed || this.#disabled) return; // each finished attempt wakes the loop
     const next = await this.options.outbox.nextDueAt(this.url);
-    if (next !== null) {
-      this.#timer = setTimeout(() => this.wake(), Math.max(0, next - this.#now()));
-      this.#timer.unref();
-    }
+    if (next !== null) this.#timer = this.#clock.setTimeout(() => this.wake(), Math.max(0, next - this.#now()));
   }
 
   async #attempt(delivery: Delivery): Promise<void> {
@@ -133,6 +135,9 @@ class UrlWorker {
     let status = 0;
     let retryAfterMs: number | null = null;
     let error: string | null = null;
+    // on the service's clock, as the retries are (AbortSignal.timeout would run on the process's)
+    const timeout = new AbortController();
+    const timer = this.#clock.setTimeout(() => timeout.abort(new DOMException('webhook timeout', 'TimeoutError')), this.options.timeoutMs);
     try {
       const response = await fetch(this.url, {
         method: 'POST',
@@ -145,7 +150,7 @@ class UrlWorker {
           'webhook-signature': this.signer.sign(id, at, delivery.body),
         },
         body: delivery.body,
-        signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.#abort.signal]),
+        signal: AbortSignal.any([timeout.signal, this.#abort.signal]),
       });
       status = response.status;
       retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.#now());
@@ -153,6 +158,8 @@ class UrlWorker {
     } catch (err) {
       if (this.#closed) return; // shutting down: the delivery stays pending for the next start
       error = (err as Error).name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : (err as Error).message;
+    } finally {
+      this.#clock.clearTimeout(timer);
     }
     if (status >= 200 && status < 300) {
       await this.options.outbox.deliveryDone(delivery.id);

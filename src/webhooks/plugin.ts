@@ -28,7 +28,7 @@ async function webhooksPlugin(app: FastifyInstance, opts: { config: WebhooksConf
     timeoutMs: config.timeoutMs,
     retryScheduleMs: config.retryScheduleMs,
     log: app.log.child({ module: 'webhooks' }),
-    now: () => app.devices.clock.now(),
+    clock: app.devices.clock,
   });
   app.decorate('webhooks', delivery);
   // the event is stored, its deliveries with it: wake the senders

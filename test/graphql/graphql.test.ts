@@ -5,7 +5,8 @@ import { createClient, type Client } from 'graphql-ws';
 import { getIntrospectionQuery } from 'graphql';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
-import { buildTestApp, testConfig, withTimeout } from '../helpers/app.js';
+import { buildTestApp, testConfig, until, withTimeout } from '../helpers/app.js';
+import { ManualClock } from '../helpers/clock.js';
 import { record } from '../helpers/records.js';
 
 // SPEC §5 GraphQL, with real clients: HTTP for queries, the graphql-ws library for subscriptions.
@@ -183,7 +184,8 @@ t.test('deviceSilent over graphql-ws', async (t) => {
 });
 
 t.test('the graphql-ws handshake with a raw socket: 4408 without connection_init, nothing before the ack', async (t) => {
-  const app = await buildTestApp(t, testConfig({ GRAPHQL_INIT_TIMEOUT_SECONDS: '0.1' }), { connectMqtt: false });
+  const clock = new ManualClock();
+  const app = await buildTestApp(t, testConfig({ GRAPHQL_INIT_TIMEOUT_SECONDS: '3' }), { connectMqtt: false, clock });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   const raw = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws');
@@ -191,6 +193,12 @@ t.test('the graphql-ws handshake with a raw socket: 4408 without connection_init
   const frames: string[] = [];
   raw.on('message', (d) => frames.push(d.toString()));
   const closed = new Promise<number>((resolve) => raw.on('close', (code) => resolve(code)));
+  // the server's connection sets its timer when it opens
+  await until(() => app.liveClients.graphql.size === 1, () => 'the graphql-ws connection on the server');
+  const onServer = [...app.liveClients.graphql][0]!.socket;
+  clock.advance(2999);
+  t.equal(onServer.readyState, WebSocket.OPEN, 'open until GRAPHQL_INIT_TIMEOUT_SECONDS');
+  clock.advance(1);
   t.equal(await closed, 4408, 'no connection_init within the timeout');
   t.same(frames, [], 'nothing was sent');
 

@@ -5,6 +5,7 @@ import { SubscriptionHub } from '../../src/graphql/subscriptions.js';
 import { SDL } from '../../src/graphql/schema.js';
 import { costRule, depthRule } from '../../src/graphql/limits.js';
 import { GraphqlRunner } from '../../src/graphql/run.js';
+import { ManualClock } from '../helpers/clock.js';
 
 // The graphql-ws state machine against a fake socket (object literals, as graphql-ws tests itself).
 
@@ -39,7 +40,8 @@ function fake(protocol = GRAPHQL_WS_PROTOCOL, overrides: Partial<GqlConnectionOp
     {
       hub,
       prepare: (request) => runner.prepare(request),
-      initTimeoutMs: 60_000,
+      initTimeoutMs: 3000,
+      clock: new ManualClock(), // unmoved unless a test gives its own: no connection_init timeout
       onConnect: () => true,
       executeQuery: async () => '{"data":{"stats":null}}',
       onError: (err) => {
@@ -78,9 +80,22 @@ t.test('a refused connection_init: 4403', async (t) => {
 });
 
 t.test('no connection_init in time: 4408', async (t) => {
-  const { closes, whenClosed } = fake(GRAPHQL_WS_PROTOCOL, { initTimeoutMs: 10 });
-  await whenClosed;
+  const clock = new ManualClock();
+  const { closes } = fake(GRAPHQL_WS_PROTOCOL, { initTimeoutMs: 3000, clock });
+  clock.advance(2999);
+  t.same(closes, [], 'not before the timeout');
+  clock.advance(1);
   t.same(closes, [{ code: GqlClose.ConnectionInitialisationTimeout, reason: 'Connection initialisation timeout' }]);
+});
+
+t.test('a connection_init in time stops the timeout', async (t) => {
+  const clock = new ManualClock();
+  const { connection, closes } = fake(GRAPHQL_WS_PROTOCOL, { initTimeoutMs: 3000, clock });
+  clock.advance(2999);
+  await connection.receive('{"type":"connection_init"}');
+  t.equal(clock.pending, 0, 'its timer is cleared');
+  clock.advance(10_000);
+  t.same(closes, []);
 });
 
 t.test('protocol errors close the connection with the code of PROTOCOL.md', async (t) => {

@@ -14,7 +14,8 @@ export interface Received {
   status: number;
 }
 
-export type Behaviour = (req: IncomingMessage) => { status: number; delayMs?: number; headers?: Record<string, string> };
+/** How the receiver answers a request; `hold`: not at all, until the sender hangs up (a timeout on the sender's clock). */
+export type Behaviour = (req: IncomingMessage) => { status: number; hold?: boolean; headers?: Record<string, string> };
 
 /** A real HTTP webhook receiver that verifies signatures and answers as `behaviour` says. */
 export class Receiver {
@@ -92,7 +93,10 @@ export class Receiver {
     this.received.push(entry);
     this.#wake();
     const answer = this.behaviour(req);
-    if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+    if (answer.hold) {
+      if (!res.destroyed) await new Promise((resolve) => res.once('close', resolve));
+      return;
+    }
     if (res.destroyed) return;
     res.writeHead(answer.status, answer.headers).end();
     entry.status = answer.status;

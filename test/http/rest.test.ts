@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DeviceEvent } from '../../src/devices/events.js';
 import { record } from '../helpers/records.js';
 import { buildTestApp, nextEvent, testConfig } from '../helpers/app.js';
+import { ManualClock } from '../helpers/clock.js';
 import { MAX_PAGE_BYTES } from '../../src/http/devices.js';
 
 const NOW = 1_800_000_000_000; // ms
@@ -200,17 +201,15 @@ t.test('a failing store answers 500 without its internal message', async (t) => 
 });
 
 t.test('the silence check runs by itself (SILENCE_CHECK_SECONDS) and stops with the app', async (t) => {
-  let now = NOW;
-  const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60', SILENCE_CHECK_SECONDS: '0.02' }), {
-    connectMqtt: false,
-    clock: { now: () => now },
-  });
+  const clock = new ManualClock(NOW);
+  const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60', SILENCE_CHECK_SECONDS: '30' }), { connectMqtt: false, clock });
   await app.ready();
-  await app.devices.accept(record({ deviceId: 'quiet', timestamp: NOW / 1000 }), now);
+  await app.devices.accept(record({ deviceId: 'quiet', timestamp: NOW / 1000 }), clock.now());
   const silent = nextEvent(app, (e) => e.kind === 'silent' && e.device.deviceId === 'quiet', 'the silent event');
-  now += 61_000;
+  clock.advance(61_000);
   const event = await silent;
   t.equal(event.device.silent, true);
   await app.close();
   t.equal(app.devices.events.listenerCount, 0, 'no listener left');
+  t.equal(clock.pending, 0, 'no timer left on the clock');
 });

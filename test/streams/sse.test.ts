@@ -13,6 +13,7 @@ import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../help
 import { LogCapture } from '../helpers/log.js';
 import { checkFrame, checkFrameHeaders } from '../helpers/asyncapi.js';
 import { SseParser, type SseBlock as Frame } from '../helpers/sse.js';
+import { ManualClock } from '../helpers/clock.js';
 
 // SPEC §5, Server-Sent Events: GET /events over real sockets, read by a streaming client.
 
@@ -164,10 +165,20 @@ t.test('deviceId and state filters: only matching events', async (t) => {
 });
 
 t.test('a keep-alive comment every SSE_KEEPALIVE_SECONDS', async (t) => {
-  const app = await listening(t, { SSE_KEEPALIVE_SECONDS: '0.05' });
+  const clock = new ManualClock();
+  const app = await listening(t, { SSE_KEEPALIVE_SECONDS: '15' }, { clock });
   const client = await connect(t, app);
-  await client.waitFor(() => client.frames.filter((f) => f.comments.includes('keep-alive')).length >= 2, 'two keep-alive comments');
-  t.ok(client.frames.every((f) => f.event === null), 'comments are not events');
+  const keepAlives = (): Frame[] => client.frames.filter((f) => f.comments.includes('keep-alive'));
+  clock.advance(14_999);
+  // an event written after the clock moved: whatever that move wrote arrives before it
+  await feed(app, 'k', 'open');
+  await client.waitForEvents(1, 'the event after 14.999 s');
+  t.equal(keepAlives().length, 0, 'none before SSE_KEEPALIVE_SECONDS');
+  clock.advance(1);
+  await client.waitFor(() => keepAlives().length === 1, 'a keep-alive comment at 15 s');
+  clock.advance(15_000);
+  await client.waitFor(() => keepAlives().length === 2, 'another at 30 s');
+  t.ok(keepAlives().every((f) => f.event === null && f.data === null), 'comments are not events');
 });
 
 t.test('Last-Event-ID replays exactly what was missed, then live events', async (t) => {

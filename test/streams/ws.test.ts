@@ -1,19 +1,21 @@
 import t, { type Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
+import { once } from 'node:events';
 import WebSocket from 'ws';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { APP_ID, APP_KEY, TOPIC, message, publisher, startBridge } from '../helpers/bridge.js';
 import { buildTestApp, nextEvent, testConfig, until, withTimeout } from '../helpers/app.js';
 import { record } from '../helpers/records.js';
 import { WsProbe, type Frame } from '../helpers/ws.js';
+import { ManualClock } from '../helpers/clock.js';
 import { checkFrame } from '../helpers/asyncapi.js';
 
 // SPEC §5 /ws, with real clients over real sockets.
 
 const ts = Math.floor(Date.now() / 1000);
 
-async function listening(t: Test, env: Record<string, string> = {}): Promise<{ app: FastifyInstance; url: string }> {
-  const app = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+async function listening(t: Test, env: Record<string, string> = {}, clock?: ManualClock): Promise<{ app: FastifyInstance; url: string }> {
+  const app = await buildTestApp(t, testConfig(env), { connectMqtt: false, ...(clock ? { clock } : {}) });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   return { app, url: `ws://127.0.0.1:${port}/ws` };
@@ -135,21 +137,39 @@ t.test('bad query parameters are refused before the upgrade; plain HTTP gets 426
 });
 
 t.test('pings keep live peers and drop dead ones', async (t) => {
-  const { app, url } = await listening(t, { WS_PING_SECONDS: '0.05' });
+  const clock = new ManualClock();
+  const { app, url } = await listening(t, { WS_PING_SECONDS: '30' }, clock);
+  /** The server's side of the peer that connected last. */
+  const serverSide = async (n: number): Promise<WebSocket> => {
+    await until(() => app.liveClients.ws.size === n, () => `${app.liveClients.ws.size} /ws clients on the server, expected ${n}`);
+    return [...app.liveClients.ws].at(-1)!.socket;
+  };
   const live = await WsProbe.open(t, `${url}?snapshot=false`);
-  const pinged = new Promise<void>((resolve) => live.socket.once('ping', () => resolve()));
+  const liveOnServer = await serverSide(1);
   const dead = await WsProbe.open(t, `${url}?snapshot=false`, { autoPong: false });
-  await pinged;
+  const deadOnServer = await serverSide(2);
+  const deadGone = once(deadOnServer, 'close');
+  /** One period of WS_PING_SECONDS; resolves once the live peer's pong is back at the server. */
+  const period = async (): Promise<void> => {
+    const pinged = once(live.socket, 'ping');
+    const ponged = once(liveOnServer, 'pong');
+    clock.advance(30_000);
+    await Promise.all([pinged, ponged]);
+  };
+  await period();
+  t.equal(dead.socket.readyState, WebSocket.OPEN, 'one unanswered ping is no reason to drop a peer');
+  await period();
   const { code } = await dead.closed;
-  t.equal(code, 1006, 'a peer that never answers is terminated');
-  // two more pings: by then the server has seen the dead one go
-  for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => live.socket.once('ping', () => resolve()));
+  t.equal(code, 1006, 'a peer that never answered the previous ping is terminated');
+  await deadGone;
+  await period();
   t.equal(live.socket.readyState, WebSocket.OPEN, 'a peer that answers stays');
   t.equal(app.liveClients.ws.size, 1, 'the dead one is gone from the server');
 });
 
 t.test('a client that never reads: conflated, then closed and cut; the others are not slowed', async (t) => {
-  const { app, url } = await listening(t, { WS_MAX_BUFFERED_BYTES: '262144', WS_SLOW_CLOSE_SECONDS: '0.5' });
+  const clock = new ManualClock();
+  const { app, url } = await listening(t, { WS_MAX_BUFFERED_BYTES: '262144', WS_SLOW_CLOSE_SECONDS: '30' }, clock);
   const slow = await WsProbe.open(t, `${url}?snapshot=false`);
   const fast = await WsProbe.open(t, `${url}?snapshot=false`);
   // stop reading: the kernel buffers fill, then the server's
@@ -178,8 +198,14 @@ t.test('a client that never reads: conflated, then closed and cut; the others ar
   t.ok(maxPending <= devices, `at most one waiting update per device (${maxPending})`);
   t.ok(maxBuffered < 262_144 + 64 * 1024, `the server buffers a bounded amount for it (${maxBuffered} bytes)`);
 
-  // closed once behind for WS_SLOW_CLOSE_SECONDS; a peer that read nothing since is cut, so the
-  // 1013 queued behind its unread bytes never reaches it: it sees 1006 (asyncapi.yaml says so)
+  // closed once behind for WS_SLOW_CLOSE_SECONDS (the sweep sees it: src/live/clients.ts)
+  const slowOnServer = [...app.liveClients.ws].find((c) => c.behindSince !== null)!.socket;
+  clock.advance(30_000);
+  t.equal(slowOnServer.readyState, WebSocket.OPEN, 'behind for WS_SLOW_CLOSE_SECONDS, not longer: still open');
+  clock.advance(1000);
+  t.equal(slowOnServer.readyState, WebSocket.CLOSING, 'behind for longer: closed');
+  // a peer that read nothing since is cut (a second later, on the process's timers), so the 1013
+  // queued behind its unread bytes never reaches it: it sees 1006 (asyncapi.yaml says so)
   await until(() => app.liveClients.ws.size === 1, () => `${app.liveClients.ws.size} /ws clients on the server, expected 1`);
   t.pass('the slow client is gone from the server, its buffer with it');
   (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
 import { parseRetryAfter } from '../../src/webhooks/delivery.js';
 import type { FastifyInstance } from 'fastify';
-import { buildTestApp, testConfig, until, withTimeout } from '../helpers/app.js';
+import { buildTestApp, nextEvent, testConfig, withTimeout } from '../helpers/app.js';
+import { ManualClock } from '../helpers/clock.js';
 import { record } from '../helpers/records.js';
 import { Receiver, SECRET } from '../helpers/receiver.js';
 import { checkFrame } from '../helpers/asyncapi.js';
@@ -31,7 +32,15 @@ function webhookStats(app: FastifyInstance, match: (s: Record<string, number>) =
     () => what,
   );
 }
-const FAST = { WEBHOOK_SECRET: SECRET, WEBHOOK_TIMEOUT_SECONDS: '0.3', WEBHOOK_RETRY_SECONDS: '0.05,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1' };
+
+/**
+ * WEBHOOK_TIMEOUT_SECONDS as by default (15 s), a retry schedule shorter than the default's: a
+ * receiver refuses a signature more than 5 minutes off its own clock, and the tests move the
+ * bridge's clock (test/helpers/clock.ts), never the receiver's. No test waits for either.
+ */
+const WEBHOOKS = { WEBHOOK_SECRET: SECRET, WEBHOOK_RETRY_SECONDS: '5,10,10,10,10,10,10,10,10,10' };
+/** The latest a retry falls due after a failure: its delay plus the ±20 % jitter (delivery.ts). */
+const latest = (delayMs: number): number => delayMs * 1.2;
 
 interface StoreKind {
   name: string;
@@ -56,15 +65,18 @@ eachStore('state changes and silences are POSTed, signed; heartbeats are not', a
   const receiver = await Receiver.start(t);
   // the service's clock signs each attempt (webhook-timestamp), and the receiver's library refuses
   // one more than 5 minutes off its own: the clock starts at the real time, and moves 2 minutes
-  let now = Date.now();
-  const base = Math.floor(now / 1000) - 10;
-  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
+  const clock = new ManualClock(Date.now());
+  const base = Math.floor(clock.now() / 1000) - 10;
+  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...WEBHOOKS, WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock });
   await app.ready();
-  await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: base }), now); // new: a change from null
-  await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: base + 1 }), now); // heartbeat
-  await app.devices.accept(record({ deviceId: 'a', state: 'open', timestamp: base + 2 }), now); // change
-  now += 120_000;
-  await app.devices.sweepSilence();
+  await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: base }), clock.now()); // new: a change from null
+  await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: base + 1 }), clock.now()); // heartbeat
+  await app.devices.accept(record({ deviceId: 'a', state: 'open', timestamp: base + 2 }), clock.now()); // change
+  // both answered before the clock moves: moving it past WEBHOOK_TIMEOUT_SECONDS would time out a request in flight
+  await webhookStats(app, (s) => s.delivered === 2, 'the two state changes delivered');
+  const silent = nextEvent(app, (e) => e.kind === 'silent', 'device a falling silent');
+  clock.advance(120_000); // the silence check (SILENCE_CHECK_SECONDS, a minute) runs by itself
+  await silent;
   await receiver.until((r) => r.accepted.length === 3, 'three deliveries');
   const got = receiver.accepted.sort((a, b) => a.body.data.seq - b.body.data.seq);
   t.same(got.map((r) => [r.body.type, r.body.data.device.state, r.body.data.previousState]), [
@@ -81,41 +93,50 @@ eachStore('state changes and silences are POSTed, signed; heartbeats are not', a
 
 eachStore('a receiver down, then slow, then failing: every event arrives once it recovers', async (t, store) => {
   const receiver = await Receiver.start(t);
-  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url }), { connectMqtt: false });
+  const clock = new ManualClock();
+  const config = testConfig({ ...store.env(t), ...WEBHOOKS, WEBHOOK_URLS: receiver.url });
+  const { timeoutMs, retryScheduleMs } = config.webhooks!;
+  const app = await buildTestApp(t, config, { connectMqtt: false, clock });
   await app.ready();
   await receiver.down();
-  for (let i = 0; i < 10; i++) await app.devices.accept(record({ deviceId: `d${i}`, state: 'open', timestamp: ts }), Date.now());
+  for (let i = 0; i < 10; i++) await app.devices.accept(record({ deviceId: `d${i}`, state: 'open', timestamp: ts }), clock.now());
   // the senders wake once the batch of events is delivered (devices/events.ts), then fail on the refused connection
-  await until(() => (app.webhooks?.counts.retried ?? 0) >= 10, () => `retried ${app.webhooks?.counts.retried}: each delivery failed once while down`);
+  await webhookStats(app, (s) => s.retried === 10, 'each delivery failed once while down');
   await receiver.up();
-  receiver.behaviour = () => ({ status: 204, delayMs: 1000 }); // longer than WEBHOOK_TIMEOUT_SECONDS
-  await receiver.until((r) => r.received.length >= 3, 'slow answers');
+  receiver.behaviour = () => ({ status: 204, hold: true }); // slower than WEBHOOK_TIMEOUT_SECONDS: never
+  clock.advance(latest(retryScheduleMs[0]!)); // every first retry is due: four go out (four in flight per URL)
+  await receiver.until((r) => r.received.length === 4, 'four slow requests');
   receiver.behaviour = () => ({ status: 500 });
-  await receiver.until((r) => r.received.filter((x) => x.status === 500).length >= 5, 'failures');
-  t.ok(receiver.received.some((x) => x.status === 0), 'the slow answers came too late');
+  clock.advance(timeoutMs); // the four time out; the six others go out, and fail
+  await webhookStats(app, (s) => s.retried === 20, 'each delivery failed a second time');
+  t.equal(receiver.received.filter((x) => x.status === 0).length, 4, 'the slow answers came too late');
+  t.equal(receiver.received.filter((x) => x.status === 500).length, 6, 'the others met the failing receiver');
   receiver.behaviour = () => ({ status: 200 });
+  clock.advance(latest(retryScheduleMs[1]!));
   await receiver.until((r) => new Set(r.accepted.map((x) => x.id)).size === 10, 'every event delivered');
   t.ok(receiver.received.every((r) => r.verified), 'every attempt carries a valid signature');
   const stats = await webhookStats(app, (s) => s.delivered === 10, 'ten delivered');
   t.equal(stats.pending, 0);
-  t.ok((stats.retried ?? 0) >= 10, `retried ${stats.retried}`);
+  t.equal(stats.retried, 20, 'each retried twice: down, then slow or failing');
 });
 
 eachStore('a restart resends nothing already delivered, and delivers what was pending', async (t, store) => {
   const receiver = await Receiver.start(t);
-  const env = { ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url };
-  const first = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  const config = testConfig({ ...store.env(t), ...WEBHOOKS, WEBHOOK_URLS: receiver.url });
+  const clock = new ManualClock(); // one clock for both runs, as the wall clock would be
+  const first = await buildTestApp(t, config, { connectMqtt: false, clock });
   await first.ready();
-  for (let i = 0; i < 5; i++) await first.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
-  await receiver.until((r) => r.accepted.length === 5, 'the first five');
+  for (let i = 0; i < 5; i++) await first.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), clock.now());
+  await webhookStats(first, (s) => s.delivered === 5, 'the first five');
   receiver.behaviour = () => ({ status: 503 });
-  for (let i = 5; i < 8; i++) await first.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
-  await receiver.until((r) => r.received.some((x) => x.status === 503), 'a failure');
+  for (let i = 5; i < 8; i++) await first.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), clock.now());
+  await webhookStats(first, (s) => s.retried === 3, 'three failures');
   await first.close();
 
   receiver.behaviour = () => ({ status: 204 });
-  const second = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  const second = await buildTestApp(t, config, { connectMqtt: false, clock });
   await second.ready();
+  clock.advance(latest(config.webhooks!.retryScheduleMs[0]!)); // the pending three fall due
   await receiver.until((r) => new Set(r.accepted.map((x) => x.id)).size === 8, 'the pending three after the restart');
   const ids = receiver.accepted.map((x) => x.id);
   t.equal(ids.length, new Set(ids).size, 'nothing delivered twice');
@@ -124,15 +145,16 @@ eachStore('a restart resends nothing already delivered, and delivers what was pe
 
 eachStore('a restart never reuses a webhook-id', async (t, store) => {
   const receiver = await Receiver.start(t);
-  const env = { ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url };
-  const first = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  const config = testConfig({ ...store.env(t), ...WEBHOOKS, WEBHOOK_URLS: receiver.url });
+  const clock = new ManualClock(); // unmoved: no attempt can time out
+  const first = await buildTestApp(t, config, { connectMqtt: false, clock });
   await first.ready();
-  await first.devices.accept(record({ deviceId: 'a', timestamp: ts }), Date.now());
+  await first.devices.accept(record({ deviceId: 'a', timestamp: ts }), clock.now());
   await webhookStats(first, (s) => s.delivered === 1, "the first run's delivery");
   await first.close();
-  const second = await buildTestApp(t, testConfig(env), { connectMqtt: false });
+  const second = await buildTestApp(t, config, { connectMqtt: false, clock });
   await second.ready();
-  await second.devices.accept(record({ deviceId: 'b', timestamp: ts }), Date.now());
+  await second.devices.accept(record({ deviceId: 'b', timestamp: ts }), clock.now());
   const idsOf = (deviceId: string): string[] => receiver.accepted.filter((r) => r.body.data.device.deviceId === deviceId).map((r) => r.id);
   await receiver.until(() => idsOf('b').length === 1, "the second run's delivery");
   // SPEC §5: msg_<storeId>_<seq>; a memory store counts seqs from 1 again, under a new store id
@@ -144,12 +166,13 @@ eachStore('one dead receiver never delays another; 410 Gone disables its URL', a
   const slow = await Receiver.start(t);
   const fast = await Receiver.start(t);
   const gone = await Receiver.start(t);
-  slow.behaviour = () => ({ status: 204, delayMs: 5000 });
+  slow.behaviour = () => ({ status: 204, hold: true }); // and the clock never moves: it holds its four requests to the end
   gone.behaviour = () => ({ status: 410 });
-  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_TIMEOUT_SECONDS: '10', WEBHOOK_URLS: `${slow.url},${fast.url},${gone.url}` }), { connectMqtt: false });
+  const clock = new ManualClock();
+  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...WEBHOOKS, WEBHOOK_URLS: `${slow.url},${fast.url},${gone.url}` }), { connectMqtt: false, clock });
   await app.ready();
-  for (let i = 0; i < 20; i++) await app.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), Date.now());
-  await fast.until((r) => r.accepted.length === 20, 'all twenty at the fast receiver', 4000);
+  for (let i = 0; i < 20; i++) await app.devices.accept(record({ deviceId: `d${i}`, timestamp: ts }), clock.now());
+  await fast.until((r) => r.accepted.length === 20, 'all twenty at the fast receiver');
   t.equal(slow.accepted.length, 0, 'the slow one has answered nothing yet');
   await gone.until((r) => r.received.length >= 1, 'the 410');
   t.equal((await webhookStats(app, (s) => s.disabledUrls === 1, 'the URL disabled')).disabledUrls, 1);
@@ -159,12 +182,20 @@ eachStore('one dead receiver never delays another; 410 Gone disables its URL', a
 eachStore('a delivery is abandoned after the last attempt of the schedule', async (t, store) => {
   const receiver = await Receiver.start(t);
   receiver.behaviour = () => ({ status: 500 });
-  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...FAST, WEBHOOK_URLS: receiver.url, WEBHOOK_RETRY_SECONDS: '0.02,0.02' }), { connectMqtt: false });
+  const clock = new ManualClock();
+  // the default schedule, nine retries over three days; no device falls silent meanwhile
+  const config = testConfig({ ...store.env(t), WEBHOOK_SECRET: SECRET, WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '604800' });
+  const schedule = config.webhooks!.retryScheduleMs;
+  const app = await buildTestApp(t, config, { connectMqtt: false, clock });
   await app.ready();
-  await app.devices.accept(record({ deviceId: 'x', timestamp: ts }), Date.now());
-  await receiver.until((r) => r.received.filter((x) => x.status === 500).length === 3, 'three attempts');
+  await app.devices.accept(record({ deviceId: 'x', timestamp: ts }), clock.now());
+  for (const [i, delayMs] of schedule.entries()) {
+    await webhookStats(app, (s) => s.retried === i + 1, `attempt ${i + 1} failed`);
+    clock.advance(latest(delayMs));
+  }
   const stats = await webhookStats(app, (s) => s.abandoned === 1, 'the delivery abandoned');
   t.equal(stats.pending, 0);
+  t.equal(receiver.received.filter((x) => x.status === 500).length, schedule.length + 1, 'the first attempt and one for each delay of the schedule');
   t.equal(new Set(receiver.received.map((r) => r.id)).size, 1, 'the same webhook-id on every retry');
 });
 
