@@ -128,7 +128,12 @@ async function limitRate(app: FastifyInstance, max: number): Promise<void> {
   const limit = app.rateLimit();
   // one line per client and minute, not one per refused request: a flood must not flood the log
   let logged = new Set<string>();
-  setInterval(() => (logged = new Set()), 60_000).unref();
+  const forget = setInterval(() => (logged = new Set()), 60_000);
+  forget.unref();
+  app.addHook('onClose', (_app, done) => {
+    clearInterval(forget); // no handle outlives app.close()
+    done();
+  });
   app.addHook('onRequest', async function (request, reply) {
     if (UNLIMITED.has(request.url.split('?', 1)[0]!)) return;
     try {
