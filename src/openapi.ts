@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import createError from '@fastify/error';
 import type { FastifyInstance, FastifyRequest, FastifySchema, HTTPMethods } from 'fastify';
 import YAML from 'yaml';
+import { loadSchema } from './schemas.js';
 
 // openapi.yaml is the single source of the REST shapes: routes take their request and response
 // schemas from it by operationId, so the document and the routes cannot drift apart.
@@ -65,8 +66,8 @@ export function loadOpenApi(): OpenApiDocument {
   const doc = YAML.parse(readFileSync(new URL('openapi.yaml', ROOT), 'utf8')) as OpenApiDocument;
   for (const [name, schema] of Object.entries(doc.components.schemas)) {
     const ref = schema.$ref;
-    if (typeof ref === 'string' && ref.startsWith('./')) {
-      const { $id: _id, $schema: _schema, ...inlined } = JSON.parse(readFileSync(new URL(ref, ROOT), 'utf8')) as Json;
+    if (typeof ref === 'string' && ref.startsWith('./schema/')) {
+      const { $id: _id, $schema: _schema, ...inlined } = loadSchema(ref.slice('./schema/'.length));
       doc.components.schemas[name] = inlined;
     }
   }

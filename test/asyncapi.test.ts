@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { DiagnosticSeverity, Parser, fromFile } from '@asyncapi/parser';
-import { silentEvent, updateEvent, type DeviceEvent } from '../src/devices/events.js';
+import { metaEvent, silentEvent, updateEvent, type DeviceEvent } from '../src/devices/events.js';
 import { apply, markSilent } from '../src/devices/rules.js';
 import type { Device } from '../src/devices/types.js';
 import { deviceJson, sseBlock, wsFrame } from '../src/devices/wire.js';
@@ -44,8 +44,8 @@ t.test('the parser finds no error in asyncapi.yaml', async (t) => {
     document.channels().get(id)?.messages().all().map((m) => m.id()).sort() ?? [];
   t.same(channelMessages('inbox'), ['mqttMessage']);
   t.same(channelMessages('appsInbox'), ['mqttMessage']);
-  t.same(channelMessages('ws'), ['wsError', 'wsSilent', 'wsSnapshot', 'wsSubscribe', 'wsUpdate']);
-  t.same(channelMessages('events'), ['sseReset', 'sseSilent', 'sseUpdate']);
+  t.same(channelMessages('ws'), ['wsError', 'wsMeta', 'wsSilent', 'wsSnapshot', 'wsSubscribe', 'wsUpdate']);
+  t.same(channelMessages('events'), ['sseMeta', 'sseReset', 'sseSilent', 'sseUpdate']);
   t.same(channelMessages('graphql'), ['graphqlNext']);
   t.same(channelMessages('webhooks'), ['webhook']);
 
@@ -86,6 +86,10 @@ if (sparse.kind !== 'update') throw new Error('a new device is an update');
 const update = updateEvent(7, second.device, second.previousState, second.changed);
 const heartbeatOfNew = updateEvent(1, sparse.device, null, true);
 const silent = silentEvent(8, markSilent(second.device));
+const registered = { deviceId: second.device.deviceId, name: 'MH <1>', address: null, latitude: -33.9, longitude: 151.2, zone: 'z', tags: ['a'] };
+const meta = metaEvent(9, second.device.deviceId, { ...second.device, meta: registered }, registered);
+const metaNeverSeen = metaEvent(10, 'planned', null, { ...registered, deviceId: 'planned' });
+const metaDeleted = metaEvent(11, second.device.deviceId, second.device, null);
 
 const parse = (json: string): Record<string, unknown> => JSON.parse(json) as Record<string, unknown>;
 const sseFields = (event: DeviceEvent) => {
@@ -110,10 +114,12 @@ const valid = (): Record<FrameName, Record<string, unknown>> => ({
   wsSnapshot: { type: 'snapshot', devices: [plainDevice(second.device), plainDevice(sparse.device)], total: 2, truncated: false },
   wsUpdate: parse(wsFrame(update)),
   wsSilent: parse(wsFrame(silent)),
+  wsMeta: parse(wsFrame(meta)),
   wsError: { type: 'error', message: 'frame is not JSON' },
   wsSubscribe: { type: 'subscribe', deviceIds: ['d1', 'd2'], states: null },
   sseUpdate: sseData(update),
   sseSilent: sseData(silent),
+  sseMeta: sseData(meta),
   sseReset: { lastSeq: 8 },
   webhook: webhookBody('device.state_changed', 7, second.device, 'close'),
 });
@@ -126,6 +132,10 @@ t.test('checkFrame accepts real frames', async (t) => {
   t.same(checkFrame('sseUpdate', sseData(heartbeatOfNew)), [], 'previousState null');
   t.same(checkFrame('wsSnapshot', { type: 'snapshot', devices: [], total: 20_000, truncated: true }), [], 'a truncated snapshot');
   t.same(checkFrame('wsSubscribe', { type: 'subscribe', deviceIds: null, states: ['open', 'offline'] }), [], 'states only');
+  t.same(checkFrame('wsSubscribe', { type: 'subscribe', types: ['meta', 'update'] }), [], 'types');
+  t.same(checkFrame('wsMeta', parse(wsFrame(metaNeverSeen))), [], 'a meta frame of a device never heard from');
+  t.same(checkFrame('sseMeta', sseData(metaDeleted)), [], 'a deleted entry');
+  t.equal(sseFields(meta).event, 'meta');
   t.same(checkFrame('webhook', webhookBody('device.silent', 8, silent.device, 'close')), [], 'device.silent');
   t.same(checkFrame('webhook', webhookBody('device.state_changed', 1, sparse.device, null)), [], 'a new device');
 });

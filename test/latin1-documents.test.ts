@@ -16,6 +16,7 @@ const PARSED_AT_RUN_TIME = [
   'schema/record.schema.json',
   'schema/message.schema.json',
   'schema/history-entry.schema.json',
+  'schema/registry-entry.schema.json',
 ];
 
 for (const file of PARSED_AT_RUN_TIME) {

@@ -26,7 +26,7 @@ function prepare(count: number): string {
       const deviceId = `d${i}`;
       const state = i % 5 ? 'close' : 'open';
       const attributes = { DeviceID: deviceId, State: state, BatteryLevel: 9000, CSQ: 25, Timestamp: 1_700_000_000 };
-      const d = makeDevice({ deviceId, appId: null, state, timestamp: 1_700_000_000, batteryLevel: 9000, imei: null, iccid: null, csq: 25, attributes }, null, at, at, 1);
+      const d = makeDevice({ deviceId, appId: null, state, timestamp: 1_700_000_000, batteryLevel: 9000, imei: null, iccid: null, csq: 25, attributes }, null, at, at, 1, at, null);
       device.run(deviceId, state, 1_700_000_000, deviceJson(d));
       history.run(deviceId, 1_700_000_000, state, at);
     }

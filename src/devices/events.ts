@@ -1,4 +1,4 @@
-import type { Device } from './types.js';
+import type { Device, RegistryEntry } from './types.js';
 
 // SPEC §4/§5: the one event stream. Every live API (WebSocket, SSE, GraphQL) and the webhooks
 // consume it; stores emit into it only after an event's effect is stored (SPEC §7).
@@ -16,6 +16,7 @@ export interface Wire {
 export interface UpdateEvent {
   readonly kind: 'update';
   readonly seq: number;
+  readonly deviceId: string;
   readonly device: Device;
   readonly previousState: string | null;
   readonly changed: boolean;
@@ -25,21 +26,40 @@ export interface UpdateEvent {
 export interface SilentEvent {
   readonly kind: 'silent';
   readonly seq: number;
+  readonly deviceId: string;
   readonly device: Device;
   readonly wire: Wire;
 }
 
-export type DeviceEvent = UpdateEvent | SilentEvent;
+/**
+ * SPEC §11: a registry entry was set or deleted. `device` is the device with its new `meta`, or
+ * null for a device registered and never heard from (then `meta` alone says where it is).
+ */
+export interface MetaEvent {
+  readonly kind: 'meta';
+  readonly seq: number;
+  readonly deviceId: string;
+  readonly device: Device | null;
+  readonly meta: RegistryEntry | null;
+  readonly wire: Wire;
+}
+
+export type DeviceEvent = UpdateEvent | SilentEvent | MetaEvent;
+export type EventKind = DeviceEvent['kind'];
 export type EventListener = (event: DeviceEvent) => void;
 /** The events published since the last delivery, in seq order. */
 export type BatchListener = (events: readonly DeviceEvent[]) => void;
 
 export function updateEvent(seq: number, device: Device, previousState: string | null, changed: boolean): UpdateEvent {
-  return { kind: 'update', seq, device, previousState, changed, wire: { device: null, ws: null, sse: null } };
+  return { kind: 'update', seq, deviceId: device.deviceId, device, previousState, changed, wire: { device: null, ws: null, sse: null } };
 }
 
 export function silentEvent(seq: number, device: Device): SilentEvent {
-  return { kind: 'silent', seq, device, wire: { device: null, ws: null, sse: null } };
+  return { kind: 'silent', seq, deviceId: device.deviceId, device, wire: { device: null, ws: null, sse: null } };
+}
+
+export function metaEvent(seq: number, deviceId: string, device: Device | null, meta: RegistryEntry | null): MetaEvent {
+  return { kind: 'meta', seq, deviceId, device, meta, wire: { device: null, ws: null, sse: null } };
 }
 
 export type Replay =

@@ -1,4 +1,4 @@
-import type { DeviceEvent } from './events.js';
+import type { DeviceEvent, SilentEvent, UpdateEvent } from './events.js';
 import { deviceJson } from './wire.js';
 
 // SPEC §5 webhooks: every stateChanged and silent event, for each URL of WEBHOOK_URLS. The store
@@ -32,11 +32,12 @@ export interface Outbox {
 /** The events that become webhooks: a state change (new devices included) and a device falling silent. */
 export function webhookType(event: DeviceEvent): WebhookType | null {
   if (event.kind === 'silent') return 'device.silent';
+  if (event.kind === 'meta') return null; // SPEC §5 lists the webhook types: a registry change is none
   return event.changed ? 'device.state_changed' : null;
 }
 
 /** `{"type":…,"timestamp":<ISO 8601>,"data":{"seq":…,"device":…,"previousState":…}}` (SPEC §5). */
-export function webhookBody(event: DeviceEvent, type: WebhookType, at: string): string {
+export function webhookBody(event: UpdateEvent | SilentEvent, type: WebhookType, at: string): string {
   const device = (event.wire.device ??= deviceJson(event.device));
   const previousState = event.kind === 'update' ? event.previousState : event.device.state;
   return `{"type":"${type}","timestamp":"${at}","data":{"seq":${event.seq},"device":${device},"previousState":${JSON.stringify(previousState)}}}`;

@@ -1,4 +1,4 @@
-import type { Device, DeviceRecord, HistoryEntry } from './types.js';
+import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from './types.js';
 
 // SPEC §4, the table every store answers to. Pure: no I/O, no clock but `receivedAt`.
 // test/devices/rules.cases.ts holds its rows as data for this unit and for every store.
@@ -32,7 +32,8 @@ export function makeDevice(
   lastChangedAt: string,
   receivedAt: string,
   messages: number,
-  lastSeenAt: string = isoSeconds(rec.timestamp),
+  lastSeenAt: string,
+  meta: RegistryEntry | null,
 ): Device {
   return {
     deviceId: rec.deviceId,
@@ -50,7 +51,13 @@ export function makeDevice(
     silent: false, // SPEC §4: the next accepted message clears silence
     messages,
     attributes: rec.attributes,
+    meta,
   };
+}
+
+/** The same device with another registry entry (SPEC §11); a new object, like markSilent. */
+export function withMeta(device: Device, meta: RegistryEntry | null): Device {
+  return { ...device, meta };
 }
 
 /** The same device, marked silent; a new object, so that events already sent keep their snapshot. */
@@ -60,13 +67,14 @@ export function markSilent(device: Device): Device {
 
 /**
  * Applies one normalized message to the stored latest state of its device.
- * `receivedAt` is the bridge clock's ISO time of arrival.
+ * `receivedAt` is the bridge clock's ISO time of arrival. A device keeps its registry entry; a new
+ * one takes `meta`, the entry registered before it ever reported (SPEC §11).
  */
-export function apply(current: Device | undefined, rec: DeviceRecord, receivedAt: string): Outcome {
+export function apply(current: Device | undefined, rec: DeviceRecord, receivedAt: string, meta: RegistryEntry | null = null): Outcome {
   if (current === undefined) {
     // SPEC §4: a new device is a state change from null. One ISO string for both fields.
     const seen = isoSeconds(rec.timestamp);
-    const device = makeDevice(rec, null, seen, receivedAt, 1, seen);
+    const device = makeDevice(rec, null, seen, receivedAt, 1, seen, meta);
     return { kind: 'update', device, previousState: null, changed: true, entry: historyEntry(rec, receivedAt, 'update') };
   }
   if (rec.timestamp < current.timestamp) {
@@ -77,8 +85,8 @@ export function apply(current: Device | undefined, rec: DeviceRecord, receivedAt
   // SPEC §4: same timestamp, state differs → taken as newer (arrival order breaks the tie)
   const seen = isoSeconds(rec.timestamp);
   const device = changed
-    ? makeDevice(rec, current.state, seen, receivedAt, current.messages + 1, seen)
-    : makeDevice(rec, current.previousState, current.lastChangedAt, receivedAt, current.messages + 1, seen);
+    ? makeDevice(rec, current.state, seen, receivedAt, current.messages + 1, seen, current.meta)
+    : makeDevice(rec, current.previousState, current.lastChangedAt, receivedAt, current.messages + 1, seen, current.meta);
   return {
     kind: 'update',
     device,
@@ -98,8 +106,9 @@ export function applyWithHistory(
   rec: DeviceRecord,
   receivedAt: string,
   limit: number,
+  meta: RegistryEntry | null = null,
 ): Outcome {
-  const outcome = apply(current, rec, receivedAt);
+  const outcome = apply(current, rec, receivedAt, meta);
   if (outcome.kind === 'duplicate') return outcome;
   return insertHistory(history, outcome.entry, limit) ? outcome : { kind: 'duplicate' };
 }

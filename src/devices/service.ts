@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.js';
 import { EventStream } from './events.js';
 import type { DeviceStore, StoreOutcome } from './store.js';
-import type { DeviceRecord } from './types.js';
+import type { DeviceRecord, RegistryEntry } from './types.js';
+import { sameEntry } from './registry.js';
 
 // the clock lives on the ground floor (src/clock.ts); ingest takes its type from here
 export { systemClock, type Clock } from '../clock.js';
@@ -15,6 +16,13 @@ export interface DeviceServiceOptions {
   log: FastifyBaseLogger;
   silenceAfterSeconds: number;
   eventBuffer: number;
+}
+
+export interface ImportResult {
+  created: number;
+  updated: number;
+  /** Entries the same as the registry's already (or kept as they were: keepExisting). */
+  unchanged: number;
 }
 
 export interface MessageCounts {
@@ -67,6 +75,40 @@ export class DeviceService {
         break;
     }
     return outcome;
+  }
+
+  /**
+   * SPEC §11: sets registry entries (upsert by deviceId), all or nothing; each changed entry is a
+   * meta event. dryRun: only counts what would change. keepExisting: registered entries stay as
+   * they are (the demo registers its fleet on every start without undoing an operator's edits).
+   */
+  async importEntries(entries: readonly RegistryEntry[], options: { dryRun?: boolean; keepExisting?: boolean } = {}): Promise<ImportResult> {
+    if (options.dryRun === true) {
+      const result: ImportResult = { created: 0, updated: 0, unchanged: 0 };
+      for (const entry of entries) {
+        const before = await this.store.getEntry(entry.deviceId);
+        if (before === undefined) result.created++;
+        else if (options.keepExisting === true || sameEntry(before, entry)) result.unchanged++;
+        else result.updated++;
+      }
+      return result;
+    }
+    const written = await this.store.putEntries(entries, { keepExisting: options.keepExisting === true });
+    for (const event of written.events) this.events.publish(event);
+    return { created: written.created, updated: written.updated, unchanged: written.unchanged };
+  }
+
+  /** SPEC §11 PUT: replaces one entry. True when it is new. */
+  async setMeta(entry: RegistryEntry): Promise<boolean> {
+    return (await this.importEntries([entry])).created === 1;
+  }
+
+  /** SPEC §11 DELETE: false when the device had no entry. */
+  async deleteMeta(deviceId: string): Promise<boolean> {
+    const event = await this.store.deleteEntry(deviceId);
+    if (event === null) return false;
+    this.events.publish(event);
+    return true;
   }
 
   /** SPEC §4: marks the devices silent that sent nothing for SILENCE_AFTER_SECONDS. Returns how many. */

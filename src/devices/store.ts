@@ -1,6 +1,6 @@
-import type { DeviceEvent, UpdateEvent } from './events.js';
+import type { DeviceEvent, MetaEvent, UpdateEvent } from './events.js';
 import type { Outbox } from './outbox.js';
-import type { Device, DeviceRecord, HistoryEntry } from './types.js';
+import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from './types.js';
 
 // The device store: the memory store now, SQLite (DATA_DIR) and Redis (REDIS_URL) next.
 // Every implementation runs test/devices/store.contract.ts. Async throughout, since the
@@ -11,6 +11,10 @@ export type StoreOutcome = { kind: 'update'; event: UpdateEvent } | { kind: 'dup
 export interface ListQuery {
   state?: string | undefined;
   silent?: boolean | undefined;
+  /** SPEC §11: devices whose registry entry has this zone. */
+  zone?: string | undefined;
+  /** SPEC §11: a case-insensitive substring of the deviceId, the name or the address (see searchText). */
+  q?: string | undefined;
   /** Only devices whose id sorts after this one. */
   after?: string | undefined;
   limit: number;
@@ -28,6 +32,49 @@ export interface StoreSummary {
   devices: number;
   byState: Record<string, number>;
   silent: number;
+  /** Registry entries (SPEC §11), and those of devices never heard from. */
+  registry: { entries: number; neverSeen: number };
+}
+
+export interface RegistryQuery {
+  zone?: string | undefined;
+  /** true: entries of devices heard from; false: registered and never seen. */
+  seen?: boolean | undefined;
+  /** Only entries with coordinates (the map, GeoJSON). */
+  located?: boolean | undefined;
+  after?: string | undefined;
+  limit: number;
+}
+
+/** An entry with its device, when it has reported. */
+export interface RegistryItem {
+  entry: RegistryEntry;
+  device: Device | null;
+}
+
+export interface RegistryPage {
+  items: RegistryItem[];
+  total: number;
+  lastId: string | null;
+}
+
+export interface RegistryWrite {
+  created: number;
+  updated: number;
+  unchanged: number;
+  /** One per entry set or deleted, in seq order (none for an unchanged entry). */
+  events: MetaEvent[];
+}
+
+/**
+ * SPEC §11 `q`: a case-insensitive substring of the deviceId, the name or the address. One
+ * definition for every store (SQLite calls it as a function), so that all find the same devices.
+ * `needle` is lower case already.
+ */
+export function searchMatches(needle: string, deviceId: string, meta: Pick<RegistryEntry, 'name' | 'address'> | null): boolean {
+  if (deviceId.toLowerCase().includes(needle)) return true;
+  if (meta === null) return false;
+  return (meta.name?.toLowerCase().includes(needle) ?? false) || (meta.address?.toLowerCase().includes(needle) ?? false);
 }
 
 /**
@@ -53,5 +100,15 @@ export interface DeviceStore extends Outbox {
   summary(): Promise<StoreSummary>;
   /** The newest events it kept, oldest first (at most `limit`): replay survives a restart. */
   recentEvents(limit: number): Promise<DeviceEvent[]>;
+  /**
+   * SPEC §11: sets entries (upsert by deviceId), all or nothing, each changed one a meta event
+   * with the next seq. keepExisting: entries already registered stay as they are.
+   */
+  putEntries(entries: readonly RegistryEntry[], options?: { keepExisting?: boolean }): Promise<RegistryWrite>;
+  /** Deletes an entry: its meta event, or null when there was none. */
+  deleteEntry(deviceId: string): Promise<MetaEvent | null>;
+  getEntry(deviceId: string): Promise<RegistryEntry | undefined>;
+  /** Entries in deviceId order, with their devices. */
+  listEntries(query: RegistryQuery): Promise<RegistryPage>;
   close(): Promise<void>;
 }

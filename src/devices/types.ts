@@ -33,6 +33,24 @@ export interface Device {
   silent: boolean;
   messages: number;
   attributes: Record<string, unknown>;
+  /** The device's registry entry (SPEC §11), or null when it has none. */
+  meta: RegistryEntry | null;
+}
+
+/**
+ * What the platform does not send: where a device is and what it is called (SPEC §11,
+ * schema/registry-entry.schema.json). The same names in REST, `meta`, CSV headers and GraphQL.
+ */
+export interface RegistryEntry {
+  deviceId: string;
+  name: string | null;
+  address: string | null;
+  /** WGS 84 degrees, -90..90; set together with longitude, or both null. */
+  latitude: number | null;
+  /** WGS 84 degrees, -180..180. */
+  longitude: number | null;
+  zone: string | null;
+  tags: string[];
 }
 
 export type HistoryKind = 'update' | 'late';

@@ -1,40 +1,57 @@
-import { createRequire } from 'node:module';
 import fastJson from 'fast-json-stringify';
-import type { DeviceEvent } from './events.js';
+import { loadSchema } from '../schemas.js';
+import type { DeviceEvent, MetaEvent } from './events.js';
 import type { Device } from './types.js';
 
 // The wire forms of SPEC §5, built once per event and shared by every client (STYLE: hot paths).
 // The device's JSON comes from schema/device.schema.json, the shape REST serves too.
 
-const require = createRequire(import.meta.url);
-const stringifyDevice = fastJson(require('../../schema/device.schema.json'));
+const stringifyDevice = fastJson(loadSchema('device.schema.json'));
 
 export function deviceJson(device: Device): string {
   return stringifyDevice(device);
 }
 
-function eventDeviceJson(event: DeviceEvent): string {
-  return (event.wire.device ??= stringifyDevice(event.device));
+/** The event's device as JSON ("null" for a meta event of a device never heard from). */
+export function eventDeviceJson(event: DeviceEvent): string {
+  return (event.wire.device ??= event.device === null ? 'null' : stringifyDevice(event.device));
 }
 
-/** The /ws frame: `{"type":"update","seq":n,"device":…,"previousState":…,"changed":…}` or `{"type":"silent",…}`. */
+/** SPEC §11: the meta event's payload after its type and seq (the entry beside the device, which may be null). */
+function metaFields(event: MetaEvent): string {
+  return `"deviceId":${JSON.stringify(event.deviceId)},"device":${eventDeviceJson(event)},"meta":${event.device === null ? JSON.stringify(event.meta) : stringifyMeta(event.device)}`;
+}
+
+/** The device's meta as JSON, from the device's own serialization (no second serializer). */
+function stringifyMeta(device: Device): string {
+  return device.meta === null ? 'null' : JSON.stringify(device.meta);
+}
+
+/**
+ * The /ws frame: `{"type":"update","seq":n,"device":…,"previousState":…,"changed":…}`,
+ * `{"type":"silent",…}` or `{"type":"meta","seq":n,"deviceId":…,"device":…,"meta":…}`.
+ */
 export function wsFrame(event: DeviceEvent): string {
   if (event.wire.ws !== null) return event.wire.ws;
-  const device = eventDeviceJson(event);
-  return (event.wire.ws =
-    event.kind === 'update'
-      ? `{"type":"update","seq":${event.seq},"device":${device},"previousState":${JSON.stringify(event.previousState)},"changed":${event.changed}}`
-      : `{"type":"silent","seq":${event.seq},"device":${device}}`);
+  switch (event.kind) {
+    case 'update':
+      return (event.wire.ws = `{"type":"update","seq":${event.seq},"device":${eventDeviceJson(event)},"previousState":${JSON.stringify(event.previousState)},"changed":${event.changed}}`);
+    case 'silent':
+      return (event.wire.ws = `{"type":"silent","seq":${event.seq},"device":${eventDeviceJson(event)}}`);
+    case 'meta':
+      return (event.wire.ws = `{"type":"meta","seq":${event.seq},${metaFields(event)}}`);
+  }
 }
 
 /** The /events block: `id`, `event` and one `data` line of JSON, ended by a blank line. */
 export function sseBlock(event: DeviceEvent): string {
   if (event.wire.sse !== null) return event.wire.sse;
-  const device = eventDeviceJson(event);
   const data =
     event.kind === 'update'
-      ? `{"device":${device},"previousState":${JSON.stringify(event.previousState)},"changed":${event.changed}}`
-      : `{"device":${device}}`;
+      ? `{"device":${eventDeviceJson(event)},"previousState":${JSON.stringify(event.previousState)},"changed":${event.changed}}`
+      : event.kind === 'silent'
+        ? `{"device":${eventDeviceJson(event)}}`
+        : `{${metaFields(event)}}`;
   // JSON never contains a raw newline, so one data line carries it whole
   return (event.wire.sse = `id: ${event.seq}\nevent: ${event.kind}\ndata: ${data}\n\n`);
 }

@@ -9,6 +9,7 @@ import {
 } from 'graphql';
 import { getArgumentValues } from 'graphql/execution/values.js';
 import type { DeviceEvent } from '../devices/events.js';
+import type { Device } from '../devices/types.js';
 import { DeviceIndex } from '../live/index.js';
 import { answerJson } from './answer.js';
 
@@ -99,20 +100,32 @@ export class SubscriptionHub {
 
   /** For every event of the stream, in seq order. */
   publish(event: DeviceEvent): void {
-    if (event.kind === 'silent') {
-      this.#deliver(this.#byField.deviceSilent, event, event.device);
-      return;
+    switch (event.kind) {
+      case 'silent':
+        this.#deliver(this.#byField.deviceSilent, event.device, event.device);
+        return;
+      case 'update':
+        this.#deliver(this.#byField.deviceUpdated, event.device, event);
+        if (event.changed) this.#deliver(this.#byField.stateChanged, event.device, event);
+        return;
+      case 'meta':
+        // SPEC §11: a registry change reaches deviceUpdated, as a DeviceEvent of kind meta that
+        // changed nothing: the state before it is the state now (as for a heartbeat update), so
+        // that `changed` stays `previousState !== device.state`. A device never heard from has
+        // no Device to send (the registry query has its entry).
+        if (event.device !== null) {
+          const value = { seq: event.seq, kind: 'meta', device: event.device, previousState: event.device.state, changed: false };
+          this.#deliver(this.#byField.deviceUpdated, event.device, value);
+        }
     }
-    this.#deliver(this.#byField.deviceUpdated, event, event);
-    if (event.changed) this.#deliver(this.#byField.stateChanged, event, event);
   }
 
-  #deliver(groups: DeviceIndex<Group>, event: DeviceEvent, value: unknown): void {
-    groups.forDevice(event.device.deviceId, (group) => this.#execute(group, event, value));
+  #deliver(groups: DeviceIndex<Group>, device: Device, value: unknown): void {
+    groups.forDevice(device.deviceId, (group) => this.#execute(group, device, value));
   }
 
-  #execute(group: Group, event: DeviceEvent, value: unknown): void {
-    if (group.state !== null && group.state !== event.device.state) return;
+  #execute(group: Group, device: Device, value: unknown): void {
+    if (group.state !== null && group.state !== device.state) return;
     let payload: string;
     try {
       const result = execute({

@@ -1,7 +1,9 @@
 /// <reference lib="es2024.string" />
 // String.prototype.isWellFormed: Node 20 has it; the ES2022 lib this project targets does not declare it
+import type { DeviceEvent, EventKind } from '../devices/events.js';
 import type { Device } from '../devices/types.js';
 import { BRG_ERR_INVALID_FILTER } from '../errors.js';
+import { codePoints } from '../text.js';
 
 // The filters every live API shares (SPEC §5): a set of device ids and a set of states, each
 // null for "any". `?deviceId=a,b&state=open` on /ws and /events; arrays in /ws subscribe frames.
@@ -9,17 +11,33 @@ import { BRG_ERR_INVALID_FILTER } from '../errors.js';
 export interface EventFilter {
   deviceIds: ReadonlySet<string> | null;
   states: ReadonlySet<string> | null;
+  /** SPEC §5 /ws `types`: which kinds of event (update, silent, meta); null: all. */
+  types: ReadonlySet<EventKind> | null;
 }
 
-export const MATCH_ALL: EventFilter = { deviceIds: null, states: null };
+export const MATCH_ALL: EventFilter = { deviceIds: null, states: null, types: null };
 
 /** At most this many ids or states in one filter. */
 export const MAX_FILTER_ITEMS = 1000;
 
-export function matches(filter: EventFilter, device: Device): boolean {
+/** Whether a device belongs in a snapshot for this filter. */
+export function matchesDevice(filter: EventFilter, device: Device): boolean {
   return (
     (filter.deviceIds === null || filter.deviceIds.has(device.deviceId)) &&
     (filter.states === null || filter.states.has(device.state))
+  );
+}
+
+/**
+ * Whether an event goes to a client with this filter. A meta event of a device never heard from
+ * has no state: only clients without a state filter get it (SPEC §11: clients without a filter
+ * receive meta events).
+ */
+export function matches(filter: EventFilter, event: DeviceEvent): boolean {
+  return (
+    (filter.types === null || filter.types.has(event.kind)) &&
+    (filter.deviceIds === null || filter.deviceIds.has(event.deviceId)) &&
+    (filter.states === null || (event.device !== null && filter.states.has(event.device.state)))
   );
 }
 
@@ -48,24 +66,11 @@ export function listProblem(items: Iterable<string>, what: 'deviceId' | 'state')
   return null;
 }
 
-/** Unicode code points; a lone surrogate counts as one, as in ajv's ucs2length. */
-function codePoints(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++, n++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) i++;
-    }
-  }
-  return n;
-}
-
 /** `?deviceId=a,b&state=open` as a filter; a BRG_ERR_INVALID_FILTER (400) when it is not one. */
 export function queryFilter(query: { deviceId?: string | undefined; state?: string | undefined }): EventFilter {
   const deviceIds = parseList(query.deviceId);
   const states = parseList(query.state);
   const problem = (deviceIds && listProblem(deviceIds, 'deviceId')) ?? (states && listProblem(states, 'state'));
   if (problem) throw new BRG_ERR_INVALID_FILTER(problem);
-  return { deviceIds, states };
+  return { deviceIds, states, types: null };
 }

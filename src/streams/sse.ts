@@ -83,7 +83,7 @@ export class SseClient implements LiveClient {
       if (!this.events.reaches(this.#position)) this.drop('its next event has left the buffer');
       return;
     }
-    if (matches(this.filter, event.device) && !boundedWrite(this.#sink, sseBlock(event), this.#bound)) {
+    if (matches(this.filter, event) && !boundedWrite(this.#sink, sseBlock(event), this.#bound)) {
       // Its place: just before this event. Every earlier event of its devices was written (it kept
       // up), and the fan-out index offers it no other device's: its position may be older than that.
       this.#position = event.seq - 1;
@@ -111,7 +111,7 @@ export class SseClient implements LiveClient {
         this.drop('its next event has left the buffer');
         return false;
       }
-      if (matches(this.filter, event.device) && !boundedWrite(this.#sink, sseBlock(event), this.#bound)) return false;
+      if (matches(this.filter, event) && !boundedWrite(this.#sink, sseBlock(event), this.#bound)) return false;
       this.#position = event.seq;
     }
   }
@@ -171,7 +171,7 @@ export async function sseRoutes(app: FastifyInstance, opts: StreamsPluginOptions
   const unsubscribe = events.subscribeBatches((batch) => {
     const corked = new Set<SseClient>();
     for (const event of batch) {
-      index.forDevice(event.device.deviceId, (client) => {
+      index.forDevice(event.deviceId, (client) => {
         if (!corked.has(client)) {
           corked.add(client);
           client.res.cork();

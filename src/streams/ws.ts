@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
-import type { DeviceEvent } from '../devices/events.js';
+import type { DeviceEvent, EventKind } from '../devices/events.js';
 import type { DeviceStore } from '../devices/store.js';
 import type { Device } from '../devices/types.js';
 import { compareIds } from '../devices/rules.js';
@@ -13,7 +13,7 @@ import { route } from '../openapi.js';
 import { WsClose } from '../live/close-codes.js';
 import { boundedWrite, closeSocket, rawSocket, type LiveClient, type LiveSink } from '../live/clients.js';
 import { DeviceIndex } from '../live/index.js';
-import { listProblem, matches, queryFilter, type EventFilter } from './filter.js';
+import { listProblem, matches, matchesDevice, queryFilter, type EventFilter } from './filter.js';
 import { pingPeer, trackPongs } from '../live/keepalive.js';
 import type { StreamsPluginOptions } from './plugin.js';
 
@@ -30,6 +30,7 @@ interface SubscribeFrame {
   type: 'subscribe';
   deviceIds?: string[] | null;
   states?: string[] | null;
+  types?: EventKind[] | null;
 }
 
 // asyncapi.yaml is the single source of the frame's shape: its WsSubscribe schema is the validator
@@ -106,21 +107,21 @@ export class WsClient implements LiveClient {
   /** Called for every event of the stream, in seq order: must stay cheap. */
   offer(event: DeviceEvent): void {
     // closing: ws would count what is sent now, and the client would soon be dropped again
-    if (this.socket.readyState !== this.socket.OPEN || !matches(this.filter, event.device)) return;
+    if (this.socket.readyState !== this.socket.OPEN || !matches(this.filter, event)) return;
     if (this.#queue !== null && this.pending === null && this.#queue.length < QUEUE_WHILE_READING) {
       this.#queue.push(event);
       this.#wait(wsFrame(event).length);
       return;
     }
     if (this.pending !== null) {
-      const replaced = this.pending.get(event.device.deviceId);
-      this.pending.set(event.device.deviceId, event);
+      const replaced = this.pending.get(event.deviceId);
+      this.pending.set(event.deviceId, event);
       this.#wait(wsFrame(event).length - (replaced === undefined ? 0 : wsFrame(replaced).length));
       return;
     }
     if (this.#queue === null && boundedWrite(this.#sink, wsFrame(event), this.limits.maxBufferedBytes)) return;
     // behind (or a snapshot is being written): conflation starts
-    this.pending = new Map([[event.device.deviceId, event]]);
+    this.pending = new Map([[event.deviceId, event]]);
     this.#wait(wsFrame(event).length);
     if (this.#queue === null) this.behindSince ??= this.now();
   }
@@ -133,7 +134,7 @@ export class WsClient implements LiveClient {
     for (let i = 0; i < waiting.length; i++) {
       const frame = wsFrame(waiting[i]!);
       if (!boundedWrite(this.#sink, frame, this.limits.maxBufferedBytes)) {
-        this.pending = new Map(waiting.slice(i).map((e) => [e.device.deviceId, e]));
+        this.pending = new Map(waiting.slice(i).map((e) => [e.deviceId, e]));
         return false;
       }
       this.#waitingBytes -= frame.length;
@@ -249,7 +250,11 @@ export class WsClient implements LiveClient {
       return this.error('frame is not JSON');
     }
     if (!validateSubscribe(frame)) return this.error(`invalid frame: ${frameProblem()}`);
-    const filter = { deviceIds: frame.deviceIds ? new Set(frame.deviceIds) : null, states: frame.states ? new Set(frame.states) : null };
+    const filter: EventFilter = {
+      deviceIds: frame.deviceIds ? new Set(frame.deviceIds) : null,
+      states: frame.states ? new Set(frame.states) : null,
+      types: frame.types ? new Set(frame.types) : null,
+    };
     const problem = (filter.deviceIds && listProblem(filter.deviceIds, 'deviceId')) ?? (filter.states && listProblem(filter.states, 'state'));
     if (problem) return this.error(`invalid frame: ${problem}`);
     this.filter = filter;
@@ -291,7 +296,7 @@ export async function readSnapshot(
     const devices: Device[] = [];
     for (const id of filter.deviceIds) {
       const device = await store.get(id);
-      if (device !== undefined && matches(filter, device)) devices.push(device);
+      if (device !== undefined && matchesDevice(filter, device)) devices.push(device);
     }
     devices.sort(byId);
     const sent = Math.min(limit, devices.length);
@@ -346,12 +351,12 @@ export async function wsRoutes(app: FastifyInstance, opts: StreamsPluginOptions)
   const unsubscribe = events.subscribeBatches((batch) => {
     if (batch.length === 1) {
       const event = batch[0]!;
-      index.forDevice(event.device.deviceId, (client) => client.offer(event));
+      index.forDevice(event.deviceId, (client) => client.offer(event));
       return;
     }
     const corked = new Set<WsClient>();
     for (const event of batch) {
-      index.forDevice(event.device.deviceId, (client) => {
+      index.forDevice(event.deviceId, (client) => {
         if (!corked.has(client)) {
           corked.add(client);
           rawSocket(client.socket)?.cork();

@@ -23,6 +23,7 @@ function device(overrides: Partial<Device>): Device {
     silent: false,
     messages: 1,
     attributes: {},
+    meta: null,
     ...overrides,
   };
 }

@@ -23,7 +23,7 @@ if (browser !== undefined && broker !== undefined) {
 
   /** Publishes one message and resolves once the bridge has taken it. */
   const send = async (deviceId: string, state: string, timestamp: number, extra: Record<string, unknown> = {}): Promise<void> => {
-    const taken = nextEvent(app, (e) => e.device.deviceId === deviceId && e.device.timestamp === timestamp, `${deviceId} at ${timestamp}`);
+    const taken = nextEvent(app, (e) => e.deviceId === deviceId && e.device?.timestamp === timestamp, `${deviceId} at ${timestamp}`);
     await pub.publishAsync(TOPIC, message(deviceId, state, timestamp, extra), { qos: 1 });
     await taken;
   };

@@ -15,7 +15,8 @@ t.test('no configuration: the demo devices appear, and a message from any MQTT c
   const seen = new Set<string>();
   const allSeen = new Promise<void>((resolve) =>
     app.devices.events.subscribe((e) => {
-      seen.add(e.device.deviceId);
+      if (e.kind !== 'update') return; // the fleet's registry entries come first, as meta events
+      seen.add(e.deviceId);
       if (seen.size === 5) resolve();
     }),
   );
@@ -24,10 +25,14 @@ t.test('no configuration: the demo devices appear, and a message from any MQTT c
   const list = (await app.inject('/devices')).json();
   t.equal(list.total, 5, 'the simulated sensors');
   t.ok(list.items.every((d: { state: string }) => ['open', 'close'].includes(d.state)));
+  t.ok(
+    list.items.every((d: { meta: { name: string; latitude: number } | null }) => d.meta !== null && d.meta.name !== null && typeof d.meta.latitude === 'number'),
+    'SPEC §11: the demo fleet is registered, located and named',
+  );
 
   const client = await mqtt.connectAsync(app.ingest.url, { reconnectPeriod: 0 });
   t.teardown(() => client.endAsync(true));
-  const mine = nextEvent(app, (e) => e.device.deviceId === '42', 'my own message');
+  const mine = nextEvent(app, (e) => e.deviceId === '42', 'my own message');
   await client.publishAsync('iot/demo/inbox', '{"DeviceID":"42","State":"open"}', { qos: 1 });
   await mine;
   t.equal((await app.inject('/devices/42')).json().state, 'open');
@@ -40,7 +45,7 @@ t.test('DEMO_DEVICES=0: the embedded broker without the simulator', async (t) =>
   await app.ingest.subscribedOnce;
   const client = await mqtt.connectAsync(app.ingest.url, { reconnectPeriod: 0 });
   t.teardown(() => client.endAsync(true));
-  const mine = nextEvent(app, (e) => e.device.deviceId === 'only', 'my message');
+  const mine = nextEvent(app, (e) => e.deviceId === 'only', 'my message');
   await client.publishAsync('iot/demo/inbox', '{"DeviceID":"only","State":"close"}', { qos: 1 });
   await mine;
   t.equal((await app.inject('/devices')).json().total, 1, 'no simulated devices');

@@ -64,7 +64,7 @@ export function outboxContract(t: Test, name: string, open: OpenStore, options: 
     t.equal(new Set([...dueA, ...dueB].map((d) => d.id)).size, 6, 'every delivery its own id');
 
     const [changed, moved, silent] = dueA.map(bodyOf);
-    const device = (e: DeviceEvent): unknown => JSON.parse(deviceJson(e.device));
+    const device = (e: DeviceEvent): unknown => JSON.parse(deviceJson(e.device!));
     t.same(changed, { type: 'device.state_changed', timestamp: AT, data: { seq: 1, device: device(events[0]!), previousState: null } });
     t.same(moved, { type: 'device.state_changed', timestamp: AT, data: { seq: 3, device: device(events[2]!), previousState: 'close' } });
     t.equal(silent!.type, 'device.silent');

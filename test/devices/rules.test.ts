@@ -35,7 +35,7 @@ t.test('a device has every field, null where the message had none', async (t) =>
   if (outcome.kind !== 'update') throw new Error('expected an update');
   t.same(Object.keys(outcome.device).sort(), [
     'appId', 'attributes', 'batteryLevel', 'csq', 'deviceId', 'iccid', 'imei', 'lastChangedAt',
-    'lastSeenAt', 'messages', 'previousState', 'receivedAt', 'silent', 'state', 'timestamp',
+    'lastSeenAt', 'messages', 'meta', 'previousState', 'receivedAt', 'silent', 'state', 'timestamp',
   ]);
   t.equal(outcome.device.batteryLevel, null);
   t.equal(outcome.device.receivedAt, AT);

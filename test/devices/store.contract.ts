@@ -3,6 +3,7 @@ import type { DeviceEvent } from '../../src/devices/events.js';
 import type { DeviceStore, StoreOutcome } from '../../src/devices/store.js';
 import { record } from '../helpers/records.js';
 import { outboxContract } from './outbox.contract.js';
+import { registryContract } from './registry.contract.js';
 import { ruleCases } from './rules.cases.js';
 
 /** When the bridge marked a device silent (its clock). */
@@ -64,9 +65,9 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
         }
         t.equal(outcome.event.changed, c.expected.changed);
         t.equal(outcome.event.previousState, c.expected.previousState);
-        t.equal(outcome.event.device.previousState, c.expected.devicePreviousState);
-        t.equal(outcome.event.device.lastChangedAt, iso(c.expected.lastChangedAt));
-        t.equal(outcome.event.device.messages, c.expected.messages);
+        t.equal(outcome.event.device?.previousState, c.expected.devicePreviousState);
+        t.equal(outcome.event.device?.lastChangedAt, iso(c.expected.lastChangedAt));
+        t.equal(outcome.event.device?.messages, c.expected.messages);
         t.same(after, outcome.event.device, 'the store holds what the event carries');
       });
     }
@@ -86,7 +87,7 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     push(await store.apply(record({ deviceId: 'a', timestamp: 20 }), AT));
     t.same(seqs, [1, 2, 3]);
     const silent = await store.markSilent(15, 100, MARKED_AT);
-    t.same(silent.map((e) => [e.kind, e.seq, e.device.deviceId]), [['silent', 4, 'b']]);
+    t.same(silent.map((e) => [e.kind, e.seq, e.deviceId]), [['silent', 4, 'b']]);
     t.equal(await store.lastSeq(), 4);
   });
 
@@ -147,12 +148,12 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     await store.apply(record({ deviceId: 'old', timestamp: 100 }), AT);
     await store.apply(record({ deviceId: 'new', timestamp: 200 }), AT);
     const events = await store.markSilent(150, 100, MARKED_AT);
-    t.same(events.map((e) => e.device.deviceId), ['old']);
-    t.equal(events[0]?.device.silent, true);
+    t.same(events.map((e) => e.deviceId), ['old']);
+    t.equal(events[0]?.device?.silent, true);
     t.same(await store.markSilent(150, 100, MARKED_AT), [], 'one silent event per silence');
-    t.same(await store.summary(), { devices: 2, byState: { close: 2 }, silent: 1 });
+    t.same(await store.summary(), { devices: 2, byState: { close: 2 }, silent: 1, registry: { entries: 0, neverSeen: 0 } });
     const back = await store.apply(record({ deviceId: 'old', timestamp: 300 }), AT);
-    t.equal(back.kind === 'update' && back.event.device.silent, false, 'the next message clears it');
+    t.equal(back.kind === 'update' && back.event.device?.silent, false, 'the next message clears it');
     t.equal((await store.summary()).silent, 0);
     t.equal((await store.get('old'))?.silent, false);
   });
@@ -183,7 +184,7 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 1 }), AT);
     await store.apply(record({ deviceId: 'b', state: 'open', timestamp: 1 }), AT);
     await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 2 }), AT);
-    t.same(await store.summary(), { devices: 2, byState: { open: 1, close: 1 }, silent: 0 });
+    t.same(await store.summary(), { devices: 2, byState: { open: 1, close: 1 }, silent: 0, registry: { entries: 0, neverSeen: 0 } });
     await store.apply(record({ deviceId: 'b', state: 'close', timestamp: 2 }), AT);
     t.same((await store.summary()).byState, { close: 2 }, 'a state with no device is gone');
   });
@@ -229,6 +230,7 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
   );
 
   outboxContract(t, name, open, options);
+  registryContract(t, name, open, options);
 }
 
 /** Emits events 1-5 (four updates, a heartbeat among them, then a silence; a duplicate and a late message emit none) and returns them. */

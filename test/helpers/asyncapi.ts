@@ -18,10 +18,12 @@ export type FrameName =
   | 'wsSnapshot'
   | 'wsUpdate'
   | 'wsSilent'
+  | 'wsMeta'
   | 'wsError'
   | 'wsSubscribe'
   | 'sseUpdate'
   | 'sseSilent'
+  | 'sseMeta'
   | 'sseReset'
   | 'webhook';
 
@@ -30,6 +32,8 @@ export const FRAME_MESSAGES: Readonly<Record<FrameName, string>> = {
   mqttMessage: 'mqttMessage',
   wsSnapshot: 'wsSnapshot',
   wsUpdate: 'wsUpdate',
+  wsMeta: 'wsMeta',
+  sseMeta: 'sseMeta',
   wsSilent: 'wsSilent',
   wsError: 'wsError',
   wsSubscribe: 'wsSubscribe',

@@ -36,10 +36,10 @@ t.test('metrics of a bridge at work: MQTT, messages by result and reason, device
   });
   t.teardown(sse);
 
-  const opened = nextEvent(app, (e) => e.device.deviceId === 'm-1' && e.device.state === 'open', 'm-1 open');
+  const opened = nextEvent(app, (e) => e.deviceId === 'm-1' && e.device?.state === 'open', 'm-1 open');
   await mqtt.publishAsync(TOPIC, message('m-1', 'open', 1_700_000_000), { qos: 1 });
   await opened;
-  const closed = nextEvent(app, (e) => e.device.deviceId === 'm-2', 'm-2');
+  const closed = nextEvent(app, (e) => e.deviceId === 'm-2', 'm-2');
   await mqtt.publishAsync(TOPIC, message('m-1', 'open', 1_700_000_000), { qos: 1 }); // a duplicate
   await mqtt.publishAsync(TOPIC, '{"DeviceID":', { qos: 1 }); // not JSON
   await mqtt.publishAsync(TOPIC, message('m-2', 'close', 1_700_000_100), { qos: 1 });

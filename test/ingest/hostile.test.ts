@@ -49,7 +49,7 @@ t.test('hostile payloads never crash the service and never change a device', asy
   await app.ingest.subscribedOnce;
   const pub = await publisher(t, broker);
 
-  const base = nextEvent(app, (e) => e.device.deviceId === 'base', 'the base device');
+  const base = nextEvent(app, (e) => e.deviceId === 'base', 'the base device');
   await pub.publishAsync(TOPIC, message('base', 'close', ts, { CSQ: 20 }), { qos: 1 });
   await base;
   const before = (await app.inject('/devices/base')).json();
@@ -58,7 +58,7 @@ t.test('hostile payloads never crash the service and never change a device', asy
   t.ok(payloads.length > 2000, `${payloads.length} hostile payloads`);
   for (const payload of payloads) pub.publish(TOPIC, payload, { qos: 1 });
   // one subscription delivers in order: once the sentinel is in, every payload before it was handled
-  const sentinel = nextEvent(app, (e) => e.device.deviceId === 'sentinel', 'the sentinel', 60_000);
+  const sentinel = nextEvent(app, (e) => e.deviceId === 'sentinel', 'the sentinel', 60_000);
   await pub.publishAsync(TOPIC, message('sentinel', 'open', ts), { qos: 1 });
   await sentinel;
 
@@ -93,7 +93,7 @@ t.test('a message on a topic that is not configured reaches no device', async (t
   await app.ingest.subscribedOnce;
   const pub = await publisher(t, broker);
   await pub.publishAsync('other/feed', message('intruder', 'open', ts), { qos: 1 });
-  const sentinel = nextEvent(app, (e) => e.device.deviceId === 'sentinel', 'the sentinel');
+  const sentinel = nextEvent(app, (e) => e.deviceId === 'sentinel', 'the sentinel');
   await pub.publishAsync(TOPIC, message('sentinel', 'open', ts), { qos: 1 });
   await sentinel;
   t.equal((await app.inject('/devices/intruder')).statusCode, 404);

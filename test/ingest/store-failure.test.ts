@@ -37,7 +37,7 @@ t.test('a failing store: retried until it works, /readyz 503 meanwhile, nothing 
   t.equal(ready.statusCode, 503);
   t.same(ready.json().reasons, ['store: disk full']);
 
-  const arrived = nextEvent(app, (e) => e.device.deviceId === 'kept', 'the message, once stored');
+  const arrived = nextEvent(app, (e) => e.deviceId === 'kept', 'the message, once stored');
   store.failing = false;
   await arrived;
   t.ok(store.attempts >= 2, `retried (${store.attempts} attempts)`);
@@ -60,7 +60,7 @@ t.test('no PUBACK before the write: a message that was never stored is redeliver
   await first.close(); // a crash, as far as the broker is concerned: the message is still unacknowledged
 
   const second = await buildTestApp(t, testConfig(env));
-  const redelivered = nextEvent(second, (e) => e.device.deviceId === 'unacked', 'the redelivery');
+  const redelivered = nextEvent(second, (e) => e.deviceId === 'unacked', 'the redelivery');
   await second.ready();
   await redelivered;
   t.equal((await second.inject('/devices/unacked')).json().state, 'open');

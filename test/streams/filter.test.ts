@@ -1,5 +1,6 @@
 import t from 'tap';
-import { listProblem, matches, MAX_FILTER_ITEMS, parseList, queryFilter } from '../../src/streams/filter.js';
+import { listProblem, matches, matchesDevice, MATCH_ALL, MAX_FILTER_ITEMS, parseList, queryFilter } from '../../src/streams/filter.js';
+import { metaEvent, updateEvent } from '../../src/devices/events.js';
 import type { Device } from '../../src/devices/types.js';
 
 // SPEC §3 and issue 13 finding 5: a filter measures ids and states as ingest does, in code points,
@@ -55,8 +56,23 @@ t.test('parseList and matches', async (t) => {
   t.equal(parseList(',,'), null);
   t.same(parseList('a,,b,a'), new Set(['a', 'b']));
   const device = { deviceId: EMOJI.repeat(128), state: 'open' } as Device;
-  t.ok(matches(queryFilter({ deviceId: EMOJI.repeat(128) }), device));
-  t.ok(matches(queryFilter({ state: 'open,close' }), device));
-  t.notOk(matches(queryFilter({ deviceId: 'other' }), device));
-  t.ok(matches(queryFilter({}), device), 'no filter: every device');
+  const event = updateEvent(1, device, null, true);
+  t.ok(matches(queryFilter({ deviceId: EMOJI.repeat(128) }), event));
+  t.ok(matches(queryFilter({ state: 'open,close' }), event));
+  t.notOk(matches(queryFilter({ deviceId: 'other' }), event));
+  t.ok(matches(queryFilter({}), event), 'no filter: every device');
+  t.ok(matchesDevice(queryFilter({ state: 'open' }), device), 'a snapshot takes the device');
+});
+
+t.test('meta events: every client without a filter, and by device and type', async (t) => {
+  const device = { deviceId: 'm', state: 'close' } as Device;
+  const seen = metaEvent(2, 'm', device, null);
+  const unseen = metaEvent(3, 'n', null, null);
+  t.ok(matches(MATCH_ALL, seen) && matches(MATCH_ALL, unseen), 'no filter: meta events too');
+  t.ok(matches(queryFilter({ deviceId: 'n' }), unseen), 'by device id, even one never heard from');
+  t.ok(matches(queryFilter({ state: 'close' }), seen), 'a state filter takes the meta event of a device in that state');
+  t.notOk(matches(queryFilter({ state: 'close' }), unseen), 'a device never heard from has no state to match');
+  const onlyMeta = { ...MATCH_ALL, types: new Set(['meta'] as const) };
+  t.ok(matches(onlyMeta, seen));
+  t.notOk(matches(onlyMeta, updateEvent(4, device, null, true)), 'types leaves updates out');
 });

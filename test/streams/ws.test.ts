@@ -28,7 +28,7 @@ t.test('fed by a real Mosquitto: a snapshot, then updates in seq order', async (
   await app.listen({ port: 0, host: '127.0.0.1' });
   await app.ingest.subscribedOnce;
   const pub = await publisher(t, broker);
-  const first = nextEvent(app, (e) => e.device.deviceId === 'm1', 'the first message');
+  const first = nextEvent(app, (e) => e.deviceId === 'm1', 'the first message');
   await pub.publishAsync(TOPIC, message('m1', 'close', ts), { qos: 1 });
   await first;
   const { port } = app.server.address() as { port: number };

@@ -1,8 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
-import { applyWithHistory, compareIds, historyEntry, markSilent, type Outcome } from '../rules.js';
-import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
-import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
+import { metaEvent, silentEvent, updateEvent, type DeviceEvent, type MetaEvent, type SilentEvent, type UpdateEvent } from '../events.js';
+import { applyWithHistory, compareIds, historyEntry, markSilent, withMeta, type Outcome } from '../rules.js';
+import { sameEntry } from '../registry.js';
+import {
+  searchMatches,
+  type DevicePage,
+  type DeviceStore,
+  type ListQuery,
+  type RegistryPage,
+  type RegistryQuery,
+  type RegistryWrite,
+  type StoreOutcome,
+  type StoreSummary,
+} from '../store.js';
+import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from '../types.js';
 import { webhookBody, webhookType, type Delivery } from '../outbox.js';
 
 interface Slot {
@@ -40,6 +51,9 @@ export class MemoryStore implements DeviceStore {
   readonly #webhookUrls: string[];
   readonly #outbox = new Map<number, Delivery>();
   #deliveryId = 0;
+  readonly #registry = new Map<string, RegistryEntry>();
+  /** The registry's ids in order, sorted when next listed after a change. */
+  #registryIds: string[] | null = [];
 
   constructor(options: MemoryStoreOptions) {
     this.#historyLimit = options.historyLimit;
@@ -53,7 +67,8 @@ export class MemoryStore implements DeviceStore {
   async apply(record: DeviceRecord, receivedAt: string): Promise<StoreOutcome> {
     const slot = this.#slots.get(record.deviceId);
     if (slot === undefined) {
-      const outcome = applyWithHistory(undefined, [], record, receivedAt, this.#historyLimit);
+      const meta = this.#registry.get(record.deviceId) ?? null; // registered before it reported
+      const outcome = applyWithHistory(undefined, [], record, receivedAt, this.#historyLimit, meta);
       if (outcome.kind !== 'update') return outcome;
       this.#slots.set(record.deviceId, { device: outcome.device, history: null });
       this.#added.push(record.deviceId);
@@ -81,27 +96,20 @@ export class MemoryStore implements DeviceStore {
 
   async list(query: ListQuery): Promise<DevicePage> {
     const ids = this.#ids();
-    let i = 0;
-    if (query.after !== undefined) {
-      let hi = ids.length;
-      while (i < hi) {
-        const mid = (i + hi) >>> 1;
-        if (compareIds(ids[mid]!, query.after) <= 0) i = mid + 1;
-        else hi = mid;
-      }
-    }
+    let i = query.after === undefined ? 0 : firstAfter(ids, query.after);
     const items: Device[] = [];
     let more = false;
+    const needle = query.q?.toLowerCase();
     for (; i < ids.length; i++) {
       const device = this.#slots.get(ids[i]!)!.device;
-      if (!matches(device, query)) continue;
+      if (!matches(device, query, needle)) continue;
       if (items.length === query.limit) {
         more = true;
         break;
       }
       items.push(device);
     }
-    return { items, total: this.#total(query), lastId: more ? items[items.length - 1]!.deviceId : null };
+    return { items, total: this.#total(query, needle), lastId: more ? items[items.length - 1]!.deviceId : null };
   }
 
   async history(deviceId: string, limit: number): Promise<HistoryEntry[] | undefined> {
@@ -125,7 +133,74 @@ export class MemoryStore implements DeviceStore {
   }
 
   async summary(): Promise<StoreSummary> {
-    return { devices: this.#slots.size, byState: Object.fromEntries(this.#byState), silent: this.#silent };
+    let neverSeen = 0;
+    for (const id of this.#registry.keys()) if (!this.#slots.has(id)) neverSeen++;
+    return {
+      devices: this.#slots.size,
+      byState: Object.fromEntries(this.#byState),
+      silent: this.#silent,
+      registry: { entries: this.#registry.size, neverSeen },
+    };
+  }
+
+  async putEntries(entries: readonly RegistryEntry[], options: { keepExisting?: boolean } = {}): Promise<RegistryWrite> {
+    const result: RegistryWrite = { created: 0, updated: 0, unchanged: 0, events: [] };
+    for (const entry of entries) {
+      const before = this.#registry.get(entry.deviceId);
+      if (before !== undefined && (options.keepExisting === true || sameEntry(before, entry))) {
+        result.unchanged++;
+        continue;
+      }
+      if (before === undefined) {
+        result.created++;
+        this.#registryIds = null;
+      } else {
+        result.updated++;
+      }
+      this.#registry.set(entry.deviceId, entry);
+      result.events.push(this.#metaChanged(entry.deviceId, entry));
+    }
+    return result;
+  }
+
+  async deleteEntry(deviceId: string): Promise<MetaEvent | null> {
+    if (!this.#registry.delete(deviceId)) return null;
+    this.#registryIds = null;
+    return this.#metaChanged(deviceId, null);
+  }
+
+  async getEntry(deviceId: string): Promise<RegistryEntry | undefined> {
+    return this.#registry.get(deviceId);
+  }
+
+  async listEntries(query: RegistryQuery): Promise<RegistryPage> {
+    const ids = (this.#registryIds ??= [...this.#registry.keys()].sort(compareIds));
+    const start = query.after === undefined ? 0 : firstAfter(ids, query.after);
+    const filtered = query.zone !== undefined || query.seen !== undefined || query.located === true;
+    const items: RegistryPage['items'] = [];
+    let total = filtered ? 0 : ids.length;
+    let more = false;
+    for (let i = filtered ? 0 : start; i < ids.length; i++) {
+      const entry = this.#registry.get(ids[i]!)!;
+      const device = this.#slots.get(entry.deviceId)?.device ?? null;
+      if (!entryMatches(entry, device, query)) continue;
+      if (filtered) total++;
+      if (i < start) continue;
+      if (items.length === query.limit) {
+        more = true;
+        if (!filtered) break;
+        continue;
+      }
+      items.push({ entry, device });
+    }
+    return { items, total, lastId: more ? items[items.length - 1]!.entry.deviceId : null };
+  }
+
+  /** The entry's device takes it (a new object: events already sent keep theirs), and the event. */
+  #metaChanged(deviceId: string, entry: RegistryEntry | null): MetaEvent {
+    const slot = this.#slots.get(deviceId);
+    if (slot !== undefined) slot.device = withMeta(slot.device, entry);
+    return metaEvent(++this.#seq, deviceId, slot?.device ?? null, entry);
   }
 
   async dueDeliveries(url: string, now: number, limit: number): Promise<Delivery[]> {
@@ -161,7 +236,7 @@ export class MemoryStore implements DeviceStore {
 
   async close(): Promise<void> {}
 
-  #enqueue(event: DeviceEvent, at: string): void {
+  #enqueue(event: UpdateEvent | SilentEvent, at: string): void {
     if (this.#webhookUrls.length === 0) return;
     const type = webhookType(event);
     if (type === null) return;
@@ -179,12 +254,14 @@ export class MemoryStore implements DeviceStore {
     if (device.silent) this.#silent += delta;
   }
 
-  #total(query: ListQuery): number {
-    if (query.state === undefined && query.silent === undefined) return this.#slots.size;
-    if (query.silent === undefined) return this.#byState.get(query.state!) ?? 0;
-    if (query.state === undefined) return query.silent ? this.#silent : this.#slots.size - this.#silent;
+  #total(query: ListQuery, needle: string | undefined): number {
+    if (query.zone === undefined && needle === undefined) {
+      if (query.state === undefined && query.silent === undefined) return this.#slots.size;
+      if (query.silent === undefined) return this.#byState.get(query.state!) ?? 0;
+      if (query.state === undefined) return query.silent ? this.#silent : this.#slots.size - this.#silent;
+    }
     let n = 0;
-    for (const slot of this.#slots.values()) if (matches(slot.device, query)) n++;
+    for (const slot of this.#slots.values()) if (matches(slot.device, query, needle)) n++;
     return n;
   }
 
@@ -197,11 +274,33 @@ export class MemoryStore implements DeviceStore {
   }
 }
 
-function matches(device: Device, query: ListQuery): boolean {
+function matches(device: Device, query: ListQuery, needle: string | undefined): boolean {
   return (
     (query.state === undefined || device.state === query.state) &&
-    (query.silent === undefined || device.silent === query.silent)
+    (query.silent === undefined || device.silent === query.silent) &&
+    (query.zone === undefined || device.meta?.zone === query.zone) &&
+    (needle === undefined || searchMatches(needle, device.deviceId, device.meta))
   );
+}
+
+function entryMatches(entry: RegistryEntry, device: Device | null, query: RegistryQuery): boolean {
+  return (
+    (query.zone === undefined || entry.zone === query.zone) &&
+    (query.seen === undefined || query.seen === (device !== null)) &&
+    (query.located !== true || entry.latitude !== null)
+  );
+}
+
+/** The index of the first id after `after` in sorted `ids`. */
+function firstAfter(ids: readonly string[], after: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareIds(ids[mid]!, after) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function mergeSorted(a: string[], b: string[]): string[] {

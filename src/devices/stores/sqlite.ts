@@ -2,10 +2,21 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
-import { silentEvent, updateEvent, type DeviceEvent } from '../events.js';
-import { apply, markSilent } from '../rules.js';
-import type { DevicePage, DeviceStore, ListQuery, StoreOutcome, StoreSummary } from '../store.js';
-import type { Device, DeviceRecord, HistoryEntry } from '../types.js';
+import { metaEvent, silentEvent, updateEvent, type DeviceEvent, type MetaEvent, type SilentEvent, type UpdateEvent } from '../events.js';
+import { apply, markSilent, withMeta } from '../rules.js';
+import { sameEntry } from '../registry.js';
+import {
+  searchMatches,
+  type DevicePage,
+  type DeviceStore,
+  type ListQuery,
+  type RegistryPage,
+  type RegistryQuery,
+  type RegistryWrite,
+  type StoreOutcome,
+  type StoreSummary,
+} from '../store.js';
+import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from '../types.js';
 import { deviceJson } from '../wire.js';
 import { webhookBody, webhookType, type Delivery } from '../outbox.js';
 
@@ -33,7 +44,7 @@ export class StoreOpenError extends Error {
 export const DATABASE_FILE = 'wiihey-bridge.db';
 
 // user_version is the schema version; each step migrates from the version before it
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
    CREATE TABLE devices (
      device_id TEXT PRIMARY KEY,
@@ -67,6 +78,20 @@ const MIGRATIONS: string[] = [
      next_attempt_at INTEGER NOT NULL DEFAULT 0
    );
    CREATE INDEX outbox_due ON outbox (url, next_attempt_at, id);`,
+  // 3: the registry (SPEC §11); devices carry their entry as meta, and their zone for the filter
+  `CREATE TABLE registry (
+     device_id TEXT PRIMARY KEY,
+     zone TEXT,
+     located INTEGER NOT NULL,
+     name TEXT,
+     address TEXT,
+     json TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX registry_by_zone ON registry (zone, device_id);
+   ALTER TABLE devices ADD COLUMN zone TEXT;
+   CREATE INDEX devices_by_zone ON devices (zone, device_id);
+   UPDATE devices SET json = json_insert(json, '$.meta', NULL);
+   UPDATE events SET device = json_insert(device, '$.meta', NULL);`,
 ];
 
 interface DeviceRow {
@@ -76,7 +101,7 @@ interface DeviceRow {
 
 interface EventRow {
   seq: number;
-  kind: 'update' | 'silent';
+  kind: 'update' | 'silent' | 'meta';
   previous_state: string | null;
   changed: number;
   device: string;
@@ -109,7 +134,11 @@ export class SqliteStore implements DeviceStore {
     | 'due'
     | 'nextDue'
     | 'done'
-    | 'retry',
+    | 'retry'
+    | 'getEntry'
+    | 'putEntry'
+    | 'deleteEntry'
+    | 'setDeviceMeta',
     Statement
   >;
 
@@ -126,9 +155,9 @@ export class SqliteStore implements DeviceStore {
     this.#q = {
       getDevice: db.prepare('SELECT json, history_count FROM devices WHERE device_id = ?'),
       putDevice: db.prepare(
-        'INSERT INTO devices (device_id, state, silent, timestamp, history_count, json) VALUES (?, ?, ?, ?, ?, ?) ' +
+        'INSERT INTO devices (device_id, state, silent, timestamp, history_count, json, zone) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
           'ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, silent = excluded.silent, timestamp = excluded.timestamp, ' +
-          'history_count = excluded.history_count, json = excluded.json',
+          'history_count = excluded.history_count, json = excluded.json, zone = excluded.zone',
       ),
       lateDuplicate: db.prepare('SELECT 1 FROM history WHERE device_id = ? AND timestamp = ? AND state = ? LIMIT 1'),
       insertHistory: db.prepare(
@@ -153,12 +182,29 @@ export class SqliteStore implements DeviceStore {
       nextDue: db.prepare('SELECT min(next_attempt_at) AS at FROM outbox WHERE url = ?'),
       done: db.prepare('DELETE FROM outbox WHERE id = ?'),
       retry: db.prepare('UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?'),
+      getEntry: db.prepare('SELECT json FROM registry WHERE device_id = ?'),
+      putEntry: db.prepare(
+        'INSERT INTO registry (device_id, zone, located, name, address, json) VALUES (?, ?, ?, ?, ?, ?) ' +
+          'ON CONFLICT (device_id) DO UPDATE SET zone = excluded.zone, located = excluded.located, name = excluded.name, ' +
+          'address = excluded.address, json = excluded.json',
+      ),
+      deleteEntry: db.prepare('DELETE FROM registry WHERE device_id = ?'),
+      setDeviceMeta: db.prepare('UPDATE devices SET zone = ?, json = ? WHERE device_id = ?'),
     };
     this.#webhookUrls = options.webhookUrls ?? [];
     this.#recount();
     this.#applyTx = db.transaction((record: DeviceRecord, receivedAt: string) => this.#apply(record, receivedAt));
     this.#silenceTx = db.transaction((cutoff: number, limit: number, markedAt: string) => this.#markSilent(cutoff, limit, markedAt));
+    this.#putEntriesTx = db.transaction((entries: readonly RegistryEntry[], keepExisting: boolean) => this.#putEntries(entries, keepExisting));
+    this.#deleteEntryTx = db.transaction((deviceId: string) => this.#deleteEntry(deviceId));
+    // SPEC §11 q: the one definition of the search (store.ts), so that every store finds the same devices
+    db.function('brg_search', { deterministic: true }, (needle, id, name, address) =>
+      searchMatches(needle as string, id as string, { name: name as string | null, address: address as string | null }) ? 1 : 0,
+    );
   }
+
+  readonly #putEntriesTx: (entries: readonly RegistryEntry[], keepExisting: boolean) => RegistryWrite;
+  readonly #deleteEntryTx: (deviceId: string) => MetaEvent | null;
 
   async lastSeq(): Promise<number> {
     return this.#seq;
@@ -188,11 +234,20 @@ export class SqliteStore implements DeviceStore {
       where.push('silent = ?');
       params.push(query.silent ? 1 : 0);
     }
-    const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-    const page = query.after === undefined ? filter : `${filter}${filter ? ' AND' : 'WHERE'} device_id > ?`;
+    if (query.zone !== undefined) {
+      where.push('zone = ?');
+      params.push(query.zone);
+    }
+    if (query.q !== undefined) {
+      where.push('brg_search(?, devices.device_id, registry.name, registry.address)');
+      params.push(query.q.toLowerCase());
+    }
+    const from = query.q === undefined ? 'devices' : 'devices LEFT JOIN registry ON registry.device_id = devices.device_id';
+    const filter = `${from} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}`;
+    const page = query.after === undefined ? filter : `${filter}${where.length > 0 ? ' AND' : 'WHERE'} devices.device_id > ?`;
     // BINARY collation compares UTF-8 bytes: the code point order of rules.compareIds
     const rows = this.#db
-      .prepare(`SELECT json FROM devices ${page} ORDER BY device_id LIMIT ?`)
+      .prepare(`SELECT devices.json FROM ${page} ORDER BY devices.device_id LIMIT ?`)
       .all(...params, ...(query.after === undefined ? [] : [query.after]), query.limit + 1) as DeviceRow[];
     const more = rows.length > query.limit;
     const items = (more ? rows.slice(0, query.limit) : rows).map((r) => JSON.parse(r.json) as Device);
@@ -230,7 +285,58 @@ export class SqliteStore implements DeviceStore {
   }
 
   async summary(): Promise<StoreSummary> {
-    return { devices: this.#devices, byState: Object.fromEntries(this.#byState), silent: this.#silent };
+    const registry = this.#db
+      .prepare(
+        'SELECT count(*) AS entries, coalesce(sum(NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = r.device_id)), 0) AS neverSeen FROM registry r',
+      )
+      .get() as { entries: number; neverSeen: number };
+    return { devices: this.#devices, byState: Object.fromEntries(this.#byState), silent: this.#silent, registry };
+  }
+
+  async putEntries(entries: readonly RegistryEntry[], options: { keepExisting?: boolean } = {}): Promise<RegistryWrite> {
+    try {
+      return this.#putEntriesTx(entries, options.keepExisting === true);
+    } catch (err) {
+      this.#recount();
+      throw err;
+    }
+  }
+
+  async deleteEntry(deviceId: string): Promise<MetaEvent | null> {
+    try {
+      return this.#deleteEntryTx(deviceId);
+    } catch (err) {
+      this.#recount();
+      throw err;
+    }
+  }
+
+  async getEntry(deviceId: string): Promise<RegistryEntry | undefined> {
+    return this.#entry(deviceId) ?? undefined;
+  }
+
+  async listEntries(query: RegistryQuery): Promise<RegistryPage> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.zone !== undefined) {
+      where.push('r.zone = ?');
+      params.push(query.zone);
+    }
+    if (query.seen !== undefined) where.push(query.seen ? 'd.device_id IS NOT NULL' : 'd.device_id IS NULL');
+    if (query.located === true) where.push('r.located = 1');
+    const from = 'registry r LEFT JOIN devices d ON d.device_id = r.device_id';
+    const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const page = query.after === undefined ? filter : `${filter}${filter ? ' AND' : 'WHERE'} r.device_id > ?`;
+    const rows = this.#db
+      .prepare(`SELECT r.json AS entry, d.json AS device FROM ${from} ${page} ORDER BY r.device_id LIMIT ?`)
+      .all(...params, ...(query.after === undefined ? [] : [query.after]), query.limit + 1) as { entry: string; device: string | null }[];
+    const more = rows.length > query.limit;
+    const items = (more ? rows.slice(0, query.limit) : rows).map((r) => ({
+      entry: JSON.parse(r.entry) as RegistryEntry,
+      device: r.device === null ? null : (JSON.parse(r.device) as Device),
+    }));
+    const total = (this.#db.prepare(`SELECT count(*) AS n FROM ${from} ${filter}`).get(...params) as { n: number }).n;
+    return { items, total, lastId: more ? items[items.length - 1]!.entry.deviceId : null };
   }
 
   async dueDeliveries(url: string, now: number, limit: number): Promise<Delivery[]> {
@@ -258,6 +364,10 @@ export class SqliteStore implements DeviceStore {
   async recentEvents(limit: number): Promise<DeviceEvent[]> {
     const rows = this.#db.prepare('SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq').all(limit) as EventRow[];
     return rows.map((r) => {
+      if (r.kind === 'meta') {
+        const stored = JSON.parse(r.device) as { deviceId: string; device: Device | null; meta: RegistryEntry | null };
+        return metaEvent(r.seq, stored.deviceId, stored.device, stored.meta);
+      }
       const device = JSON.parse(r.device) as Device;
       return r.kind === 'silent' ? silentEvent(r.seq, device) : updateEvent(r.seq, device, r.previous_state, r.changed === 1);
     });
@@ -272,11 +382,57 @@ export class SqliteStore implements DeviceStore {
     return row === undefined ? undefined : (JSON.parse(row.json) as Device);
   }
 
+  #entry(deviceId: string): RegistryEntry | null {
+    const row = this.#q.getEntry.get(deviceId) as { json: string } | undefined;
+    return row === undefined ? null : (JSON.parse(row.json) as RegistryEntry);
+  }
+
+  /** Runs inside the transaction of putEntries(). */
+  #putEntries(entries: readonly RegistryEntry[], keepExisting: boolean): RegistryWrite {
+    const result: RegistryWrite = { created: 0, updated: 0, unchanged: 0, events: [] };
+    for (const entry of entries) {
+      const before = this.#entry(entry.deviceId);
+      if (before !== null && (keepExisting || sameEntry(before, entry))) {
+        result.unchanged++;
+        continue;
+      }
+      if (before === null) result.created++;
+      else result.updated++;
+      const e = entry;
+      this.#q.putEntry.run(e.deviceId, e.zone, e.latitude === null ? 0 : 1, e.name, e.address, JSON.stringify(e));
+      result.events.push(this.#metaChanged(entry.deviceId, entry));
+    }
+    return result;
+  }
+
+  /** Runs inside the transaction of deleteEntry(). */
+  #deleteEntry(deviceId: string): MetaEvent | null {
+    if (this.#q.deleteEntry.run(deviceId).changes === 0) return null;
+    return this.#metaChanged(deviceId, null);
+  }
+
+  /** The device (when it reported) takes the entry, and the meta event is recorded; in the caller's transaction. */
+  #metaChanged(deviceId: string, entry: RegistryEntry | null): MetaEvent {
+    const current = this.#device(deviceId);
+    let device: Device | null = null;
+    let json = 'null';
+    if (current !== undefined) {
+      device = withMeta(current, entry);
+      json = deviceJson(device);
+      this.#q.setDeviceMeta.run(entry?.zone ?? null, json, deviceId);
+    }
+    const event = metaEvent(this.#seq + 1, deviceId, device, entry);
+    event.wire.device = json;
+    this.#recordEvent(event, `{"deviceId":${JSON.stringify(deviceId)},"device":${json},"meta":${JSON.stringify(entry)}}`, '');
+    return event;
+  }
+
   /** Runs inside the transaction of apply(). Writes: the history entry, the device, the event. */
   #apply(record: DeviceRecord, receivedAt: string): StoreOutcome {
     const row = this.#q.getDevice.get(record.deviceId) as DeviceRow | undefined;
     const current = row === undefined ? undefined : (JSON.parse(row.json) as Device);
-    const outcome = apply(current, record, receivedAt);
+    // SPEC §11: a device registered before it reported takes its entry with its first message
+    const outcome = apply(current, record, receivedAt, current === undefined ? this.#entry(record.deviceId) : null);
     if (outcome.kind === 'duplicate') return outcome;
     const e = outcome.entry;
     if (outcome.kind === 'late') {
@@ -298,7 +454,7 @@ export class SqliteStore implements DeviceStore {
 
     const device = outcome.device;
     const json = deviceJson(device);
-    this.#q.putDevice.run(device.deviceId, device.state, 0, device.timestamp, count, json);
+    this.#q.putDevice.run(device.deviceId, device.state, 0, device.timestamp, count, json, device.meta?.zone ?? null);
     const event = updateEvent(this.#seq + 1, device, outcome.previousState, outcome.changed);
     event.wire.device = json; // serialized once, for the live APIs too
     this.#recordEvent(event, json, receivedAt);
@@ -324,18 +480,18 @@ export class SqliteStore implements DeviceStore {
     return events;
   }
 
-  /** The event, its seq and its webhook deliveries, in the caller's transaction. */
-  #recordEvent(event: DeviceEvent, deviceJsonText: string, at: string): void {
+  /** The event, its seq and its webhook deliveries, in the caller's transaction. `stored`: what the events table keeps of it. */
+  #recordEvent(event: DeviceEvent, stored: string, at: string): void {
     this.#seq = event.seq;
     const type = this.#webhookUrls.length > 0 ? webhookType(event) : null;
     if (type !== null) {
-      const body = webhookBody(event, type, at);
+      const body = webhookBody(event as UpdateEvent | SilentEvent, type, at);
       for (const url of this.#webhookUrls) this.#q.enqueue.run(url, event.seq, body);
     }
     if (this.#eventBuffer > 0) {
       // the seq is the newest event's: no meta write per message (recount() reads it back)
       const update = event.kind === 'update';
-      this.#q.putEvent.run(event.seq % this.#eventBuffer, event.seq, event.kind, update ? event.previousState : null, update && event.changed ? 1 : 0, deviceJsonText);
+      this.#q.putEvent.run(event.seq % this.#eventBuffer, event.seq, event.kind, update ? event.previousState : null, update && event.changed ? 1 : 0, stored);
     } else {
       this.#q.setSeq.run(String(event.seq));
     }
@@ -369,10 +525,12 @@ export class SqliteStore implements DeviceStore {
   }
 
   #total(query: ListQuery, filter: string, params: unknown[]): number {
-    if (query.state === undefined && query.silent === undefined) return this.#devices;
-    if (query.silent === undefined) return this.#byState.get(query.state!) ?? 0;
-    if (query.state === undefined) return query.silent ? this.#silent : this.#devices - this.#silent;
-    return (this.#db.prepare(`SELECT count(*) AS n FROM devices ${filter}`).get(...params) as { n: number }).n;
+    if (query.zone === undefined && query.q === undefined) {
+      if (query.state === undefined && query.silent === undefined) return this.#devices;
+      if (query.silent === undefined) return this.#byState.get(query.state!) ?? 0;
+      if (query.state === undefined) return query.silent ? this.#silent : this.#devices - this.#silent;
+    }
+    return (this.#db.prepare(`SELECT count(*) AS n FROM ${filter}`).get(...params) as { n: number }).n;
   }
 }
 

@@ -4,8 +4,9 @@ import { spawnSync } from 'node:child_process';
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
 import type { DeviceStore } from '../../../src/devices/store.js';
-import { DATABASE_FILE, SqliteStore, StoreOpenError, type SqliteStoreOptions } from '../../../src/devices/stores/sqlite.js';
+import { DATABASE_FILE, MIGRATIONS, SqliteStore, StoreOpenError, type SqliteStoreOptions } from '../../../src/devices/stores/sqlite.js';
 import { record } from '../../helpers/records.js';
+import { apply } from '../../../src/devices/rules.js';
 import { storeContract } from '../store.contract.js';
 
 /** When the bridge marked a device silent (its clock). */
@@ -54,7 +55,7 @@ t.test('everything survives a reopen: devices, history, counters, seq, store id,
   t.equal(second.storeId, before.id, 'the store id is created once and kept');
   t.equal(await second.lastSeq(), 4);
   const recent = await second.recentEvents(10);
-  t.same(recent.map((e) => [e.seq, e.kind, e.device.deviceId]), [[2, 'update', 'b'], [3, 'update', 'a'], [4, 'silent', 'b']], 'the last EVENT_BUFFER events');
+  t.same(recent.map((e) => [e.seq, e.kind, e.deviceId]), [[2, 'update', 'b'], [3, 'update', 'a'], [4, 'silent', 'b']], 'the last EVENT_BUFFER events');
   const next = await second.apply(record({ deviceId: 'c', timestamp: 30 }), AT);
   t.equal(next.kind === 'update' && next.event.seq, 5, 'the seq continues');
   t.equal((await second.apply(record({ deviceId: 'a', state: 'close', timestamp: 20 }), AT)).kind, 'duplicate', 'a redelivery after the restart is a duplicate');
@@ -82,7 +83,7 @@ t.test('an unusable DATA_DIR is refused with one line', async (t) => {
   const db = new Database(join(newer, DATABASE_FILE));
   db.pragma('user_version = 99');
   db.close();
-  t.throws(() => new SqliteStore(options(newer)), { message: /holds schema version 99, newer than this wiihey-bridge knows \(2\)/ });
+  t.throws(() => new SqliteStore(options(newer)), { message: /holds schema version 99, newer than this wiihey-bridge knows \(3\)/ });
 
   const file = join(t.testdir(), 'a-file');
   writeFileSync(file, 'x');
@@ -131,4 +132,25 @@ t.test('EVENT_BUFFER changed between runs: recentEvents still ends at the newest
   t.same(await seqsOf(lowered, 3, ids(11, 11)), [9, 10, 11]);
   const afterLowerRaise = await seqsOf(lowered, 10, []);
   t.ok(contiguousTo(afterLowerRaise, 11), `lowered to 3 for one event, raised to 10 again: ${afterLowerRaise.join(',')}`);
+});
+
+t.test('a DATA_DIR of before the registry (schema 2) is migrated: every device and kept event gains meta null', async (t) => {
+  const dir = t.testdir();
+  const db = new Database(join(dir, DATABASE_FILE));
+  db.exec(MIGRATIONS[0]!);
+  db.exec(MIGRATIONS[1]!);
+  db.pragma('user_version = 2');
+  const outcome = apply(undefined, record({ deviceId: 'old', timestamp: 10 }), AT);
+  if (outcome.kind !== 'update') throw new Error('expected an update');
+  const { meta: _meta, ...before } = outcome.device;
+  const json = JSON.stringify(before);
+  db.prepare('INSERT INTO devices (device_id, state, silent, timestamp, history_count, json) VALUES (?, ?, 0, 10, 1, ?)').run('old', before.state, json);
+  db.prepare("INSERT INTO events (slot, seq, kind, previous_state, changed, device) VALUES (1, 1, 'update', NULL, 1, ?)").run(json);
+  db.close();
+  const store = new SqliteStore(options(dir));
+  t.teardown(() => store.close());
+  t.same(await store.get('old'), { ...before, meta: null });
+  t.same((await store.recentEvents(10)).map((e) => e.device), [{ ...before, meta: null }]);
+  await store.putEntries([{ deviceId: 'old', name: 'n', address: null, latitude: null, longitude: null, zone: 'z', tags: [] }]);
+  t.same((await store.list({ zone: 'z', limit: 10 })).items.map((d) => d.deviceId), ['old'], 'and the zone filter finds it once it is registered');
 });
