@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BRG_ERR_UNAUTHORIZED } from './errors.js';
+import { BRG_ERR_READ_ONLY_KEY, BRG_ERR_UNAUTHORIZED, BRG_ERR_WRITE_ORIGIN_FORBIDDEN } from './errors.js';
 
 // SPEC §9: with API_KEYS, every data route needs a key: `Authorization: Bearer <key>`,
 // `x-api-key: <key>`, or `?apiKey=<key>` (browsers' WebSocket and EventSource cannot set headers).
@@ -11,13 +11,21 @@ const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/docs(\/|$)/, /^\/graphiql(\/|$)/,
 
 export class ApiKeys {
   readonly #digests: Buffer[];
+  /** Keys below this index are API_KEYS (read and write); the rest API_READ_KEYS. */
+  readonly #writers: number;
 
-  constructor(keys: string[]) {
-    this.#digests = keys.map(digest);
+  constructor(keys: string[], readKeys: string[] = []) {
+    this.#digests = [...keys, ...readKeys].map(digest);
+    this.#writers = keys.length;
   }
 
   get enabled(): boolean {
     return this.#digests.length > 0;
+  }
+
+  /** SPEC §9: whether the key of this index (match()) may write; without keys every caller may (loopback only). */
+  writes(index: number): boolean {
+    return !this.enabled || (index >= 0 && index < this.#writers);
   }
 
   valid(candidate: unknown): boolean {
@@ -94,4 +102,42 @@ export function requireApiKeys(app: FastifyInstance, keys: ApiKeys, options: { m
     if (path === '/graphql' && (request.raw as { upgrade?: boolean }).upgrade === true && request.method === 'GET') return done();
     done(new BRG_ERR_UNAUTHORIZED());
   });
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Throws unless the request may write (SPEC §9, §11): REST writes and GraphQL mutations call it. */
+    checkWrite: (request: FastifyRequest) => void;
+  }
+}
+
+/**
+ * SPEC §9, §11: a write (a registry change, an import, a mutation) needs a key of API_KEYS when
+ * keys are set; a key of API_READ_KEYS is refused with 403 BRG_ERR_READ_ONLY_KEY. (A request
+ * without any valid key was refused with 401 before it got here.)
+ *
+ * And no page of another origin writes. Keys travel in headers, which a browser never adds to a
+ * cross-site request by itself, so a forged request carries none (no CSRF with keys). Without
+ * keys the service answers loopback only, and a page on evil.example can still make the browser
+ * send a simple request (a form POST) to 127.0.0.1: a write whose Origin is neither this service
+ * nor one listed in CORS_ORIGINS is refused (`*` counts only with keys), whatever it carries.
+ */
+export function writeCheck(keys: ApiKeys, corsOrigins: string[]): (request: FastifyRequest) => void {
+  const listed = new Set(corsOrigins.filter((o) => o !== '*'));
+  const any = corsOrigins.includes('*') && keys.enabled;
+  return (request) => {
+    const origin = request.headers.origin;
+    if (origin !== undefined && !any && !listed.has(origin) && !sameOrigin(request, origin)) {
+      throw new BRG_ERR_WRITE_ORIGIN_FORBIDDEN(origin.slice(0, 200));
+    }
+    if (!keys.writes(request.apiKey)) throw new BRG_ERR_READ_ONLY_KEY();
+  };
+}
+
+function sameOrigin(request: FastifyRequest, origin: string): boolean {
+  try {
+    return new URL(origin).host === request.host;
+  } catch {
+    return false;
+  }
 }

@@ -9,7 +9,7 @@ import devices from './devices/plugin.js';
 import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
 import { SqliteStore } from './devices/stores/sqlite.js';
-import { ApiKeys, withoutApiKey } from './api-keys.js';
+import { ApiKeys, withoutApiKey, writeCheck } from './api-keys.js';
 import { refuseForeignUpgrades, security } from './http/security.js';
 import metrics from './http/metrics.js';
 import { loadOpenApi } from './openapi.js';
@@ -97,13 +97,15 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   });
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   closeConnectionsOnClose(app);
-  const apiKeys = new ApiKeys(config.apiKeys);
+  const apiKeys = new ApiKeys(config.apiKeys, config.apiReadKeys);
+  app.decorate('checkWrite', writeCheck(apiKeys, config.http.corsOrigins));
   // first: every route registered below is behind it (the rate limit must come before any route)
   await app.register(fp(security), {
     config: config.http,
     apiKeys,
     metricsPublic: config.metricsPublic,
-    loopbackOnly: isLoopback(config.host) && config.apiKeys.length === 0 && config.http.trustProxy === false,
+    tileSource: config.map.tileSource,
+    loopbackOnly: isLoopback(config.host) && !apiKeys.enabled && config.http.trustProxy === false,
   });
   // An upgrade request answered over HTTP (401, 404, or a route that is no WebSocket) leaves a
   // socket that is no HTTP connection to reuse: close it. @fastify/websocket does this only in
@@ -124,7 +126,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   });
   await app.register(demo, { config }); // before ingest: its broker must listen first
   await app.register(ingest, { config, clock, connect: deps.connectMqtt ?? true });
-  await app.register(http, { doc });
+  await app.register(http, { doc, registry: config.registry });
   await app.register(streams, { doc, config: config.streams });
   await app.register(graphql, { doc, config: config.graphql, streams: config.streams, apiKeys });
   // /ws and GET /graphql (graphql-ws) share one WebSocket server, in a context of their own
@@ -140,6 +142,6 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
     ]),
   );
   await app.register(webhooks, { config: config.webhooks });
-  await app.register(dashboard, { doc });
+  await app.register(dashboard, { doc, map: { tileUrl: config.map.tileUrl, tileAttribution: config.map.tileAttribution } });
   return app;
 }

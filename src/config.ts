@@ -8,7 +8,7 @@ import { parseTopicTemplates } from './topics.js';
 // SPEC §6: the service is configured only by the environment (and a .env file).
 // A bad value stops start-up with one line naming the variable; secrets are never printed.
 
-const SECRETS = new Set(['WIIHEY_APP_KEY', 'WEBHOOK_SECRET', 'API_KEYS']);
+const SECRETS = new Set(['WIIHEY_APP_KEY', 'WEBHOOK_SECRET', 'API_KEYS', 'API_READ_KEYS']);
 
 /** A choice among fixed values: ajv's `enum` (its error lists them), typed as their union. */
 function oneOf<const T extends readonly (string | number)[]>(values: T, fallback: T[number]) {
@@ -35,6 +35,7 @@ export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   ALLOW_ANONYMOUS: Type.Boolean({ default: false }),
   API_KEYS: Type.Optional(Type.String()),
+  API_READ_KEYS: Type.Optional(Type.String()), // SPEC §9: keys that read everything and write nothing
   METRICS_PUBLIC: Type.Boolean({ default: false }),
   CORS_ORIGINS: Type.Optional(Type.String()),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 6000 }),
@@ -71,6 +72,10 @@ export const EnvSchema = Type.Object({
   WEBHOOK_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 600, default: 15 }),
   // Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about three days)
   WEBHOOK_RETRY_SECONDS: Type.String({ default: '5,300,1800,7200,18000,36000,50400,72000,86400' }),
+  REGISTRY_IMPORT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1_073_741_824, default: 10_485_760 }), // SPEC §11: 10 MiB
+  // SPEC §11: the map's base tiles; none by default (never a hard-coded provider)
+  MAP_TILE_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
+  MAP_TILE_ATTRIBUTION: Type.Optional(Type.String({ maxLength: 1000 })),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
 });
 
@@ -138,6 +143,14 @@ export interface MqttConfig {
   reconnectMaxMs: number;
 }
 
+export interface MapConfig {
+  /** MAP_TILE_URL, a Leaflet URL template (`https://tiles.example/{z}/{x}/{y}.png`), or null: no tiles. */
+  tileUrl: string | null;
+  tileAttribution: string | null;
+  /** The CSP source the page's img-src allows for the tiles (`https://*.tiles.example` for `{s}`), or null. */
+  tileSource: string | null;
+}
+
 export interface DemoConfig {
   /** Port of the embedded aedes broker on 127.0.0.1. */
   port: number;
@@ -151,6 +164,8 @@ export interface Config {
   port: number;
   /** API_KEYS: with any, every data route needs one (SPEC §9). */
   apiKeys: string[];
+  /** API_READ_KEYS: keys that read every data route and write nothing (SPEC §9, §11). */
+  apiReadKeys: string[];
   /** /metrics without a key even when API_KEYS is set (METRICS_PUBLIC). */
   metricsPublic: boolean;
   http: HttpConfig;
@@ -171,6 +186,8 @@ export interface Config {
   graphql: GraphqlConfig;
   /** Null without WEBHOOK_URLS. */
   webhooks: WebhooksConfig | null;
+  registry: { importMaxBytes: number };
+  map: MapConfig;
   /** Said at start: settings that are accepted but have no effect. */
   warnings: string[];
 }
@@ -213,10 +230,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (env.TRUST_PROXY === 'true') {
     warnings.push('TRUST_PROXY=true believes every X-Forwarded-For: clients that reach the service directly choose the address their rate limit and stream cap count; name the proxy (its addresses or a hop count) instead');
   }
-  const apiKeys = (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
+  const apiKeys = keyList(env.API_KEYS);
   if (apiKeys.some((k) => k.length < 16)) throw new ConfigError('API_KEYS must each have 16 characters or more');
+  const apiReadKeys = keyList(env.API_READ_KEYS);
+  if (apiReadKeys.some((k) => k.length < 16)) throw new ConfigError('API_READ_KEYS must each have 16 characters or more');
+  if (apiReadKeys.some((k) => apiKeys.includes(k))) throw new ConfigError('API_READ_KEYS must not repeat a key of API_KEYS: a key either writes or only reads');
   // SPEC §9: without API keys, only loopback unless the operator says so
-  if (apiKeys.length === 0 && !isLoopback(env.HOST) && !env.ALLOW_ANONYMOUS) {
+  if (apiKeys.length + apiReadKeys.length === 0 && !isLoopback(env.HOST) && !env.ALLOW_ANONYMOUS) {
     throw new ConfigError(
       `HOST ${env.HOST} is not a loopback address and API_KEYS is not set: set API_KEYS, or ALLOW_ANONYMOUS=true to serve the API to the network without keys`,
     );
@@ -226,6 +246,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     host: env.HOST,
     port: env.PORT,
     apiKeys,
+    apiReadKeys,
     metricsPublic: env.METRICS_PUBLIC,
     http: {
       corsOrigins: corsOrigins(env.CORS_ORIGINS),
@@ -274,8 +295,43 @@ export function loadConfig(options: LoadOptions = {}): Config {
       initTimeoutMs: env.GRAPHQL_INIT_TIMEOUT_SECONDS * 1000,
     },
     webhooks: webhooks(env),
+    registry: { importMaxBytes: env.REGISTRY_IMPORT_MAX_BYTES },
+    map: mapConfig(env),
     warnings,
   };
+}
+
+function keyList(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
+}
+
+/**
+ * MAP_TILE_URL must be a tile template whose origin a CSP source can name: the page allows images
+ * from there and nowhere else (SPEC §11). Leaflet's `{s}` (subdomains) may only lead the host.
+ */
+function mapConfig(env: Env): MapConfig {
+  const attribution = env.MAP_TILE_ATTRIBUTION === undefined || env.MAP_TILE_ATTRIBUTION.trim() === '' ? null : env.MAP_TILE_ATTRIBUTION;
+  const template = env.MAP_TILE_URL;
+  if (template === undefined) {
+    if (attribution !== null) throw new ConfigError('MAP_TILE_ATTRIBUTION is set without MAP_TILE_URL');
+    return { tileUrl: null, tileAttribution: null, tileSource: null };
+  }
+  if (!['{z}', '{x}', '{y}'].every((p) => template.includes(p))) {
+    throw new ConfigError('MAP_TILE_URL must hold {z}, {x} and {y}, as https://tiles.example/{z}/{x}/{y}.png');
+  }
+  const host = /^https?:\/\/([^/?#]*)/.exec(template)![1]!;
+  const subdomains = host.startsWith('{s}.');
+  if ((subdomains ? host.slice(3) : host).includes('{')) {
+    throw new ConfigError('MAP_TILE_URL may hold a placeholder in its host only as a leading {s}. (https://{s}.tiles.example/...)');
+  }
+  let url: URL;
+  try {
+    url = new URL(template.replace('{s}', 'a'));
+  } catch {
+    throw new ConfigError('MAP_TILE_URL is not a URL');
+  }
+  const source = subdomains ? `${url.protocol}//*.${url.host.slice(2)}` : url.origin; // a.tiles.example → *.tiles.example
+  return { tileUrl: template, tileAttribution: attribution, tileSource: source };
 }
 
 function corsOrigins(value: string | undefined): string[] {

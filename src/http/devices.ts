@@ -9,6 +9,8 @@ import { route, type OpenApiDocument } from '../openapi.js';
 interface ListQuerystring {
   state?: string;
   silent?: boolean;
+  zone?: string;
+  q?: string;
   limit: number;
   cursor?: string;
 }
@@ -40,9 +42,9 @@ export async function deviceRoutes(app: FastifyInstance, opts: { doc: OpenApiDoc
   app.route<{ Querystring: ListQuerystring }>({
     ...route(opts.doc, 'listDevices'),
     handler: async (request) => {
-      const { state, silent, limit, cursor } = request.query;
+      const { state, silent, zone, q, limit, cursor } = request.query;
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      const page = await store.list({ state, silent, after, limit });
+      const page = await store.list({ state, silent, zone, q, after, limit });
       const items = withinBytes(page.items, MAX_PAGE_BYTES);
       const lastId = items.length < page.items.length ? items[items.length - 1]!.deviceId : page.lastId;
       return { items, nextCursor: lastId === null ? null : encodeCursor(lastId), total: page.total };

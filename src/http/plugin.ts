@@ -6,8 +6,10 @@ import { BRG_ERR_INTERNAL, BRG_ERR_ROUTE_NOT_FOUND } from '../errors.js';
 import { deviceRoutes } from './devices.js';
 import { addComponentSchemas, type OpenApiDocument } from '../openapi.js';
 import { operationRoutes } from './operations.js';
+import { geoJsonRoutes } from './geojson.js';
+import { registryRoutes } from './registry.js';
 
-async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument }): Promise<void> {
+async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument; registry: { importMaxBytes: number } }): Promise<void> {
   const { doc } = opts;
   addComponentSchemas(app, doc);
 
@@ -39,6 +41,8 @@ async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument }):
   });
   await app.register(deviceRoutes, { doc });
   await app.register(operationRoutes, { doc });
+  await app.register(registryRoutes, { doc, registry: opts.registry });
+  await app.register(geoJsonRoutes, { doc });
 }
 
 export default fp(httpPlugin, { name: 'http', dependencies: ['devices', 'ingest'] });

@@ -14,18 +14,23 @@ import { ApiKeys, identifyApiKeys, requireApiKeys } from '../api-keys.js';
  * No inline script or style, no framing, no other origin: the dashboard, GraphiQL and /docs load
  * everything from this service (SPEC §5: no CDN). WebSockets to the same origin are 'self'.
  */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "frame-ancestors 'none'",
-  "base-uri 'self'",
-  "form-action 'self'",
-].join('; ');
+export const CONTENT_SECURITY_POLICY = contentSecurityPolicy(null);
+
+/** The pages' CSP; `tileSource`: the map's tile origin (MAP_TILE_URL), the one other place images may come from (SPEC §11). */
+export function contentSecurityPolicy(tileSource: string | null): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `img-src 'self' data:${tileSource === null ? '' : ` ${tileSource}`}`,
+    "font-src 'self' data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "frame-ancestors 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+  ].join('; ');
+}
 
 /**
  * The pages (the dashboard, /docs, /graphiql and their assets) get helmet's defaults, as one
@@ -34,7 +39,7 @@ export const CONTENT_SECURITY_POLICY = [
  * left to the TLS terminator in front.
  */
 const PAGE_HEADERS: Record<string, string> = {
-  'content-security-policy': CONTENT_SECURITY_POLICY,
+  'content-security-policy': CONTENT_SECURITY_POLICY, // with the tile origin when MAP_TILE_URL is set (security())
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
   'origin-agent-cluster': '?1',
@@ -68,6 +73,8 @@ export interface SecurityOptions {
   config: HttpConfig;
   apiKeys: ApiKeys;
   metricsPublic: boolean;
+  /** The CSP source of MAP_TILE_URL, or null. */
+  tileSource: string | null;
   /** Loopback, without API keys and without a proxy in front: only loopback names in Host. */
   loopbackOnly: boolean;
 }
@@ -92,8 +99,9 @@ export async function security(app: FastifyInstance, opts: SecurityOptions): Pro
     if (loopbackOnly && !isLoopbackHost(request.headers.host)) return done(new BRG_ERR_HOST_FORBIDDEN(String(request.headers.host).slice(0, 200)));
     done();
   });
+  const headers = { ...PAGE_HEADERS, 'content-security-policy': contentSecurityPolicy(opts.tileSource) };
   const pageHeaders = (_request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
-    reply.headers(PAGE_HEADERS);
+    reply.headers(headers);
     done();
   };
   app.addHook('onRoute', (route) => {
@@ -105,7 +113,8 @@ export async function security(app: FastifyInstance, opts: SecurityOptions): Pro
     const any = config.corsOrigins.includes('*');
     await app.register(cors, {
       origin: any ? '*' : config.corsOrigins,
-      methods: ['GET', 'HEAD', 'POST'],
+      // writes (PUT, DELETE, POST imports) are preflighted; writeCheck (api-keys.ts) still refuses origins not listed
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
       allowedHeaders: ['authorization', 'x-api-key', 'content-type', 'last-event-id'],
       exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
       maxAge: 600,

@@ -40,7 +40,14 @@ t.test('responses match the documented schemas', async (t) => {
   await app.ready();
   await app.devices.accept(record({ deviceId: 'a', batteryLevel: null }), Date.now());
   await app.devices.accept(record({ deviceId: 'a', timestamp: 1, state: 'old' }), Date.now());
+  await app.devices.setMeta({ deviceId: 'a', name: 'A', address: null, latitude: -1.5, longitude: 2.5, zone: 'z', tags: ['t'] });
+  await app.devices.setMeta({ deviceId: 'never', name: null, address: null, latitude: 1, longitude: 2, zone: null, tags: [] });
   const cases: [string, number, string][] = [
+    ['/registry', 200, 'RegistryList'],
+    ['/registry/a', 200, 'RegistryEntry'],
+    ['/registry/zz', 404, 'Error'],
+    ['/registry?cursor=x', 400, 'Error'],
+    ['/devices.geojson', 200, 'FeatureCollection'],
     ['/devices', 200, 'DeviceList'],
     ['/devices?limit=0', 400, 'Error'],
     ['/devices/a', 200, 'Device'],
