@@ -22,6 +22,7 @@ import {
   type ValidationRule,
   type ValueNode,
 } from 'graphql';
+import { REGISTRY_LIMITS } from '../devices/registry.js';
 
 // SPEC §5: queries are bounded before they run. The bound counts every field the answer can
 // contain, on every type: aliases, fragments, inline fragments and introspection included (issue
@@ -95,7 +96,8 @@ function selectionDepth(context: ValidationContext, set: SelectionSetNode, visit
  * Counts what a query could return: every field once per object it is selected on, and every list
  * item. A list field counts its `limit` argument (or its default; a variable counts as the clamp)
  * times the objects of its parent. A field with a `limit` that is no list (`devices`) gives it to
- * the page inside (`items`). Other lists count the size the schema gives them (listSizes).
+ * the page inside (`items`: `devices`, `registry`). Other lists count the size the schema gives
+ * them (listSizes). Mutations are counted as queries are, on the Mutation type.
  * Every alias counts. Over either limit the query is refused.
  */
 export function costRule(limits: CostLimits): ValidationRule {
@@ -267,7 +269,8 @@ const sizesOf = new WeakMap<GraphQLSchema, ListSizes>();
  * `args` the most arguments of any field. Where they are every type once (`types`), a list counts
  * its average, so that `types { fields { args } }` counts every field and argument of the schema
  * once, as the answer has them: that keeps GraphiQL's introspection query at a few thousand fields.
- * `DeviceConnection.items` holds one page: the `limit` of `devices`.
+ * `DeviceConnection.items` and `RegistryConnection.items` hold one page: the `limit` of `devices`
+ * and `registry`. `RegistryEntry.tags` holds at most the tags an entry may have (SPEC §11: 32).
  */
 export function listSizes(schema: GraphQLSchema): ListSizes {
   const cached = sizesOf.get(schema);
@@ -310,6 +313,8 @@ export function listSizes(schema: GraphQLSchema): ListSizes {
     ['directives:__Directive.args', average(counts.directiveArgs, directives.length)],
     ['directives:__Directive.locations', average(counts.locations, directives.length)],
     ['DeviceConnection.items', PAGE],
+    ['RegistryConnection.items', PAGE],
+    ['RegistryEntry.tags', REGISTRY_LIMITS.tags],
   ]);
   sizesOf.set(schema, sizes);
   return sizes;

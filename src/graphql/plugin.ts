@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import mercurius from 'mercurius';
 import type { WebSocket } from 'ws';
 import type { GraphqlConfig, StreamsConfig } from '../config.js';
-import { ApiKeys } from '../api-keys.js';
+import type { ApiKeys } from '../api-keys.js';
 import { route, type OpenApiDocument } from '../openapi.js';
 import { WsClose } from '../live/close-codes.js';
 import { SocketClient } from '../live/socket-client.js';
@@ -11,7 +11,7 @@ import { graphiqlRoutes } from './graphiql.js';
 import { costRule, depthRule } from './limits.js';
 import { GqlConnection } from './protocol.js';
 import { BAD_REQUEST, GraphqlRunner, readRequest, requestErrors } from './run.js';
-import { SDL, resolvers } from './schema.js';
+import { SDL, resolvers, type GraphqlContext } from './schema.js';
 import { SubscriptionHub } from './subscriptions.js';
 
 // SPEC §5 GraphQL: mercurius builds the executable schema; the rest is ours: POST/GET /graphql
@@ -85,9 +85,12 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
       return graphqlErrors(reply, 400, 'subscriptions run over WebSocket at /graphql (graphql-ws protocol)');
     }
     if (method === 'GET' && prepared.operation.operation !== 'query') {
-      return graphqlErrors(reply, 405, 'only queries can be sent with GET');
+      // GraphQL over HTTP: a mutation over GET is 405 (a link or a prefetch must never write)
+      reply.header('allow', 'POST');
+      return graphqlErrors(reply, 405, 'only queries can be sent with GET: send mutations with POST');
     }
-    const answer = await runner.run(prepared);
+    const context: GraphqlContext = { request };
+    const answer = await runner.run(prepared, context);
     if (answer.tooLarge) request.log.info({ code: 'BRG_ERR_GQL_TOO_LARGE' }, 'graphql answer over GRAPHQL_MAX_RESPONSE_BYTES');
     // a string with a JSON type goes out as it is: the answer is serialized once, within its budget
     return reply.code(answer.tooLarge ? 400 : 200).type('application/json; charset=utf-8').send(answer.json);
@@ -101,6 +104,7 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
   const sockets = app.liveClients.graphql;
   const open = (socket: WebSocket, request: FastifyRequest): void => {
     const client = new SocketClient(socket, request.ip, opts.streams.wsMaxBufferedBytes);
+    const context: GraphqlContext = { request };
     sockets.add(client);
     request.log.debug({ client: request.ip, open: sockets.size }, 'graphql-ws client connected');
     const connection = new GqlConnection(
@@ -118,9 +122,15 @@ async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): 
         initTimeoutMs: config.initTimeoutMs,
         clock: app.devices.clock,
         // SPEC §5/§9: the key in connection_init's payload ({"apiKey": …}), or on the upgrade request
-        onConnect: (payload) =>
-          !opts.apiKeys.enabled || opts.apiKeys.valid(payload?.apiKey) || opts.apiKeys.valid(ApiKeys.of(request)),
-        executeQuery: async (prepared) => (await runner.run(prepared)).json,
+        // (request.apiKey, identifyApiKeys). The one accepted becomes the upgrade request's: this
+        // connection's key, with which app.checkWrite decides its mutations, as for a POST
+        onConnect: (payload) => {
+          if (!opts.apiKeys.enabled) return true;
+          const given = opts.apiKeys.match(payload?.apiKey);
+          if (given >= 0) request.apiKey = given;
+          return request.apiKey >= 0;
+        },
+        executeQuery: async (prepared) => (await runner.run(prepared, context)).json,
         onError: (err) => log.error({ err }, 'graphql-ws operation failed'),
       },
     );

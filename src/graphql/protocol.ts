@@ -31,7 +31,10 @@ export interface GqlConnectionOptions {
   hub: SubscriptionHub;
   /** Parses, validates and coerces a subscribe message's payload: the rules of POST /graphql (run.ts). */
   prepare(request: GraphqlRequest): Promise<Prepared | readonly GraphQLError[]>;
-  /** Runs a query (not a subscription) for a subscribe message: the `next` payload, as JSON. */
+  /**
+   * Runs a query or a mutation (not a subscription) for a subscribe message: the `next` payload,
+   * as JSON. A mutation is checked with the connection's key there, as over POST (plugin.ts).
+   */
   executeQuery(prepared: Prepared): Promise<string>;
   /** Decides a connection_init; false closes with 4403. */
   onConnect(payload: Record<string, unknown> | null): boolean | Promise<boolean>;
@@ -177,7 +180,7 @@ export class GqlConnection {
       }
       return;
     }
-    // a query over the socket: one result, then complete
+    // a query or a mutation over the socket: one result, then complete
     let payloadJson: string;
     try {
       payloadJson = await this.options.executeQuery(prepared);

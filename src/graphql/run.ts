@@ -131,9 +131,10 @@ export class GraphqlRunner {
 
   /**
    * Executes a prepared query or mutation, and answers within the byte budget: each on a turn of
-   * its own, so that a turn of the loop holds one of them, not their sum.
+   * its own, so that a turn of the loop holds one of them, not their sum. `context` is what the
+   * resolvers get (schema.ts GraphqlContext: the request, whose key a mutation checks).
    */
-  async run(prepared: Prepared): Promise<Answer> {
+  async run(prepared: Prepared, context: object): Promise<Answer> {
     const result = await this.#turns.run(async (): Promise<ExecutionResult> => {
       try {
         const executed = await execute({
@@ -141,7 +142,7 @@ export class GraphqlRunner {
           document: prepared.document,
           operationName: prepared.operationName,
           variableValues: prepared.variables,
-          contextValue: {},
+          contextValue: context,
         });
         return publicResult(executed, this.options.onError);
       } catch (err) {
@@ -155,18 +156,29 @@ export class GraphqlRunner {
 
 /**
  * SPEC §9: no internal detail leaves the service. An error a resolver threw on purpose (a 4xx,
- * such as an invalid cursor) keeps its message; any other says only "internal error", and is
- * given to `onError` (a failing store is worth an error line; a bad cursor is not).
+ * such as an invalid cursor) keeps its message, and its code (src/errors.ts: BRG_ERR_INVALID_CURSOR,
+ * BRG_ERR_READ_ONLY_KEY, BRG_ERR_INVALID_ENTRY) as `extensions.code`, the code REST answers with;
+ * any other says only "internal error", and is given to `onError` (a failing store is worth an
+ * error line; a bad cursor is not).
  */
 export function publicResult(result: ExecutionResult, onError: (err: unknown) => void): ExecutionResult {
   if (!result.errors) return result;
   return {
     ...result,
     errors: result.errors.map((error) => {
-      const status = (error.originalError as { statusCode?: number } | undefined)?.statusCode;
-      if (error.originalError && !(status !== undefined && status >= 400 && status < 500)) {
-        onError(error.originalError);
+      const original = error.originalError as { statusCode?: number; code?: unknown } | undefined;
+      const status = original?.statusCode;
+      if (original && !(status !== undefined && status >= 400 && status < 500)) {
+        onError(original);
         return new GraphQLError('internal error', { nodes: error.nodes, path: error.path });
+      }
+      if (original && typeof original.code === 'string' && error.extensions.code === undefined) {
+        return new GraphQLError(error.message, {
+          nodes: error.nodes,
+          path: error.path,
+          originalError: error.originalError,
+          extensions: { ...error.extensions, code: original.code },
+        });
       }
       return error;
     }),
