@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import { Aedes } from 'aedes';
 import type { Config } from '../config.js';
 import { Simulator } from './simulator.js';
+import { demoRegistry } from './fleet.js';
 
 // SPEC §6: with no MQTT_URL, an embedded aedes broker on 127.0.0.1 and a simulator of
 // DEMO_DEVICES sensors, so that the service shows something with no configuration at all.
@@ -55,7 +56,13 @@ async function demoPlugin(app: FastifyInstance, opts: DemoPluginOptions): Promis
     const sim = simulator;
     // start once the bridge listens, so that the first round of messages reaches it
     app.ingest.subscribedOnce.then(
-      () => sim.start(),
+      async () => {
+        // SPEC §11: the fleet comes with names, addresses and coordinates, so the map is full on
+        // first start; entries already there (an operator's edits, kept in DATA_DIR) stay as they are
+        const registered = await app.devices.importEntries(demoRegistry(sim.deviceIds), { keepExisting: true });
+        log.info({ entries: sim.deviceIds.length, ...registered }, 'demo fleet registered');
+        await sim.start();
+      },
       () => {},
     ).catch((err: unknown) => log.error({ err }, 'simulator failed'));
   });

@@ -5,6 +5,27 @@ import type { FastifyBaseLogger } from 'fastify';
 // that drains, a signal that wanders, now and then a QoS redelivery (duplicate) and a late retry.
 // It publishes in the vendor's own formats, quirks included, so the demo exercises normalization.
 
+export type CoverState = 'open' | 'close';
+
+/**
+ * The chance that a closed cover reports open on its next message. A real cover is closed almost
+ * all the time (issue 15): at the demo's default 2 messages a second over 20 sensors (SPEC §6),
+ * about 4 of them open in the first two minutes, so the dashboard shows activity and alarms soon.
+ */
+export const OPEN_PROBABILITY = 0.02;
+
+/** The chance that an open cover reports closed on its next message: it closes again about 3 messages later. */
+export const CLOSE_PROBABILITY = 0.3;
+
+/**
+ * The state a cover reports in its next (new) message: a rare open, and a short one. The fraction
+ * of the fleet open at a time settles at OPEN / (OPEN + CLOSE), about 6 %.
+ */
+export function nextState(current: CoverState, random: () => number): CoverState {
+  if (current === 'close') return random() < OPEN_PROBABILITY ? 'open' : 'close';
+  return random() < CLOSE_PROBABILITY ? 'close' : 'open';
+}
+
 export interface SimulatorOptions {
   url: string;
   appId: string;
@@ -26,7 +47,7 @@ interface Sensor {
   id: string;
   imei: string;
   iccid: string;
-  state: 'open' | 'close';
+  state: CoverState;
   battery: number;
   csq: number;
   timestamp: number;
@@ -56,6 +77,11 @@ export class Simulator {
 
   get sent(): number {
     return this.#sent;
+  }
+
+  /** The sensors' DeviceIDs, in order: the demo registers them (SPEC §11). */
+  get deviceIds(): string[] {
+    return this.#sensors.map((sensor) => sensor.id);
   }
 
   /** Connects, sends each sensor's first message, then `rate` messages a second. Resolves once connected. */
@@ -114,7 +140,8 @@ export class Simulator {
       // a retry that arrives after newer messages (SPEC §2: up to 3 retries, days apart)
       payload = this.#format(sensor, sensor.state === 'open' ? 'close' : 'open', sensor.timestamp - 60 - Math.floor(this.#random() * 3600));
     } else {
-      if (sensor.last === null || roll < 0.55) sensor.state = sensor.state === 'open' ? 'close' : 'open';
+      // the first message reports the state the sensor starts in; later ones a change or a heartbeat
+      if (sensor.last !== null) sensor.state = nextState(sensor.state, this.#random);
       sensor.timestamp = Math.max(Math.floor(Date.now() / 1000), sensor.timestamp + 1);
       sensor.battery = Math.max(0, sensor.battery - 1 - Math.floor(this.#random() * 5));
       sensor.csq = Math.min(31, Math.max(5, sensor.csq + Math.floor(this.#random() * 5) - 2));
@@ -160,7 +187,8 @@ export class Simulator {
       id: (0x5da60000 + i).toString(16),
       imei: String(351756051500000 + i),
       iccid: String(89014103243534000000n + BigInt(i)),
-      state: this.#random() < 0.8 ? 'close' : 'open',
+      // the fleet starts as it runs: the share open at a time that nextState() settles at
+      state: this.#random() < OPEN_PROBABILITY / (OPEN_PROBABILITY + CLOSE_PROBABILITY) ? 'open' : 'close',
       battery: 6000 + Math.floor(this.#random() * 4000),
       csq: 10 + Math.floor(this.#random() * 21),
       timestamp: 0,
