@@ -1,17 +1,20 @@
 // The dashboard page: holds every device by id, renders the filtered and sorted view one page at a
-// time (10,000 devices never mean 10,000 rows in the DOM), and wires the controls, the live link
-// and the detail dialog together.
+// time (10,000 devices never mean 10,000 rows in the DOM) and on the map (the same filtered set,
+// located devices only), and wires the controls, the live link and the detail dialog together.
 
 import { byId, fill, h } from './dom.js';
 import { Detail } from './detail.js';
 import { AuthError, Live } from './live.js';
-import { compareIds, filterDevices, isNewer, pageOf, sortDevices, summarize } from './model.js';
+import { FleetMap } from './map.js';
+import { compareIds, filterDevices, isNewer, matchesUnseen, pageOf, position, sortDevices, summarize } from './model.js';
 import { FleetRows } from './table.js';
+import { UnseenDevices } from './unseen.js';
 
 /**
  * @import { Device } from '../../devices/types.js'
  * @import { Filter, SortDir, SortKey, Summary } from './model.js'
- * @import { Status } from './live.js'
+ * @import { MetaFrame, Status } from './live.js'
+ * @import { MapSettings } from './map.js'
  */
 
 /** At most one re-sort of the fleet per this many ms while updates stream in. */
@@ -32,11 +35,22 @@ let view = null;
 let knownStates = '';
 
 const rows = new FleetRows(/** @type {HTMLTableSectionElement} */ (byId('rows')));
+/** @type {HTMLElement | null} The marker that opened the detail: the focus goes back to it. */
+let openedFrom = null;
+const map = new FleetMap(byId('map'), (deviceId, marker) => {
+  const device = devices.get(deviceId);
+  if (device === undefined) return;
+  openedFrom = marker;
+  detail.show(device);
+});
 const live = new Live({
   snapshot(list) {
     const before = devices;
     devices = new Map();
-    for (const d of list) devices.set(d.deviceId, d);
+    for (const d of list) {
+      devices.set(d.deviceId, d);
+      unseen.seen(d.deviceId);
+    }
     // after a reconnect, what changed while the page was away flashes like a live update
     if (hadSnapshot) {
       const now = Date.now();
@@ -47,21 +61,31 @@ const live = new Live({
     }
     hadSnapshot = true;
     changed(true);
+    void unseen.load((id) => devices.has(id)).then((current) => {
+      if (current) changed(true);
+    });
   },
   page(list) {
-    for (const d of list) if (isNewer(d, devices.get(d.deviceId))) devices.set(d.deviceId, d);
+    for (const d of list) {
+      unseen.seen(d.deviceId);
+      if (isNewer(d, devices.get(d.deviceId))) devices.set(d.deviceId, d);
+    }
     changed(false);
   },
   device(device) {
+    unseen.seen(device.deviceId);
     if (!isNewer(device, devices.get(device.deviceId))) return;
     devices.set(device.deviceId, device);
     rows.flash(device.deviceId, Date.now());
     detail.update(device);
     changed(false);
   },
+  meta: applyMeta,
   status: showStatus,
   needKey: askForKey,
 });
+/** SPEC §11: devices registered and never heard from, markers of their own. */
+const unseen = new UnseenDevices((path) => live.all(path));
 const detail = new Detail(
   (path) => live.api(path),
   (err) => {
@@ -71,6 +95,41 @@ const detail = new Detail(
     }
   },
 );
+
+// ---- the registry (SPEC §11) ---------------------------------------------------------------------
+
+/**
+ * A registry entry was set or deleted: the device takes its new meta (the marker moves, comes or
+ * goes), or, for a device never heard from, the never-seen list follows.
+ * @param {MetaFrame} frame
+ */
+function applyMeta(frame) {
+  const { deviceId, device, meta } = frame;
+  const known = devices.get(deviceId);
+  if (device !== null || known !== undefined) {
+    unseen.seen(deviceId);
+    // the frame's device, or (when ours is newer) ours with the new entry
+    const next = device !== null && isNewer(device, known) ? device : { ...(/** @type {Device} */ (known)), meta };
+    devices.set(deviceId, next);
+    detail.update(next);
+  } else {
+    unseen.set(deviceId, meta);
+  }
+  changed(false);
+}
+
+/** GET /dashboard/map.json: the tiles (MAP_TILE_URL), or none. */
+async function loadMapSettings() {
+  /** @type {MapSettings} */
+  let settings = { tileUrl: null, tileAttribution: null };
+  try {
+    const res = await fetch('/dashboard/map.json', { cache: 'no-store' });
+    if (res.ok) settings = await res.json();
+  } catch {
+    // no settings: no tiles, which needs nothing from anywhere
+  }
+  map.configure(settings);
+}
 
 // ---- rendering -------------------------------------------------------------------------------
 
@@ -105,6 +164,7 @@ function render() {
   if (view === null) {
     view = sortDevices(filterDevices(all, ui.filter), ui.sort.key, ui.sort.dir);
     renderSummary(summarize(all));
+    renderMap(view);
   }
   const page = pageOf(view, ui.page, ui.pageSize);
   ui.page = page.page;
@@ -120,6 +180,20 @@ function render() {
   setDisabled('last', page.page >= page.pages);
   const shown = page.total === devices.size ? `${devices.size.toLocaleString()} devices` : `${page.total.toLocaleString()} of ${devices.size.toLocaleString()} devices`;
   fill(byId('caption-count'), shown);
+}
+
+/**
+ * The map shows the table's filtered set, located devices only, and the never-seen registered ones
+ * while no state, silence or battery filter is on.
+ * @param {Device[]} shown
+ */
+function renderMap(shown) {
+  const unseenShown = [...unseen.entries.values()].filter((e) => matchesUnseen(e, ui.filter));
+  map.render(shown, unseenShown);
+  if (unseen.loaded) map.settle(); // the first load is over: the map's first fit can be its last
+  let located = unseenShown.reduce((n, e) => n + (position(e) === null ? 0 : 1), 0);
+  for (const d of shown) if (position(d.meta) !== null) located++;
+  fill(byId('map-count'), `· ${located.toLocaleString()} located`);
 }
 
 /**
@@ -307,6 +381,7 @@ function openRow(tr) {
   const id = tr.dataset.id;
   const device = id === undefined ? undefined : devices.get(id);
   if (device === undefined) return;
+  openedFrom = null;
   rows.focusId = device.deviceId;
   detail.show(device);
 }
@@ -343,6 +418,12 @@ tbody.addEventListener('focusin', (event) => {
   if (tr) rows.focusId = tr.dataset.id ?? null;
 });
 detail.dialog.addEventListener('close', () => {
+  const marker = openedFrom;
+  openedFrom = null;
+  if (marker !== null && marker.isConnected) {
+    marker.focus();
+    return;
+  }
   const tr = rows.focusId === null ? undefined : rows.rows.get(rows.focusId);
   if (tr) tr.focus();
 });
@@ -357,4 +438,5 @@ window.addEventListener('online', () => {
   if (live.socket === null) void live.connect();
 });
 
+void loadMapSettings();
 void live.connect();

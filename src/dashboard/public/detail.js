@@ -3,7 +3,7 @@
 // attributes of its newest message.
 
 import { byId, exactTime, fill, h, s, shortTime } from './dom.js';
-import { batteryPercent, batterySeries, formatDuration, historyPeriods, LOW_BATTERY_PERCENT, relativeTime, signal, stateClass } from './model.js';
+import { batteryPercent, batterySeries, formatDuration, historyPeriods, LOW_BATTERY_PERCENT, position, relativeTime, signal, stateClass } from './model.js';
 
 const W = 600; // SVG user units; the CSS scales the drawings to the dialog's width
 
@@ -93,7 +93,14 @@ export class Detail {
       const ms = Date.parse(iso);
       return [h('time', { datetime: iso }, exactTime(ms)), h('span', { class: 'muted' }, ` (${relativeTime(ms, now)})`)];
     };
+    const meta = d.meta ?? null;
+    const at = position(meta);
     const rows = [
+      ['Name', meta?.name ?? '—'],
+      ['Address', meta?.address ?? '—'],
+      ['Zone', meta?.zone ?? '—'],
+      ['Tags', meta !== null && meta.tags.length > 0 ? meta.tags.join(', ') : '—'],
+      ['Location', at === null ? 'not located' : `${at[0]}, ${at[1]}`],
       ['State', h('span', { class: `badge ${stateClass(d.state)}` }, d.state), d.silent ? [' ', h('span', { class: 'badge silent-tag' }, 'Silent')] : null],
       ['Previous state', d.previousState ?? '—'],
       ['Battery', pct === null ? 'unknown' : `${pct} %${pct < LOW_BATTERY_PERCENT ? ' (low)' : ''}`],

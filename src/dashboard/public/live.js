@@ -10,10 +10,12 @@ const PAGE_LIMIT = 1000; // the REST maximum (openapi.yaml listDevices)
 export class AuthError extends Error {}
 
 /**
- * @import { Device } from '../../devices/types.js'
+ * @import { Device, RegistryEntry } from '../../devices/types.js'
  * @typedef {{ type: 'snapshot', devices: Device[], total: number, truncated: boolean }} SnapshotFrame
  * @typedef {{ type: 'update' | 'silent', seq: number, device: Device, previousState?: string | null, changed?: boolean }} DeviceFrame
- * @typedef {SnapshotFrame | DeviceFrame | { type: 'error', message: string }} Frame   the /ws frames (asyncapi.yaml)
+ * @typedef {{ type: 'meta', seq: number, deviceId: string, device: Device | null, meta: RegistryEntry | null }} MetaFrame
+ *   SPEC §11: a registry entry set (meta) or deleted (null); device: null for one never heard from
+ * @typedef {SnapshotFrame | DeviceFrame | MetaFrame | { type: 'error', message: string }} Frame   the /ws frames (asyncapi.yaml)
  * @typedef {{ items: Device[], nextCursor: string | null }} DevicePage   GET /devices
  * @typedef {{ state: 'connecting', attempt: number }
  *   | { state: 'live' }
@@ -26,6 +28,7 @@ export class AuthError extends Error {}
  * @property {(devices: Device[], info: { total: number, truncated: boolean }) => void} snapshot
  * @property {(devices: Device[], done: boolean) => void} page   devices read from REST after a truncated snapshot
  * @property {(device: Device, frame: DeviceFrame) => void} device     an update or silent frame
+ * @property {(frame: MetaFrame) => void} meta     a registry entry changed
  * @property {(status: Status) => void} status
  * @property {(problem: 'missing'|'refused') => void} needKey
  */
@@ -117,6 +120,9 @@ export class Live {
       case 'silent':
         this.on.device(frame.device, frame);
         break;
+      case 'meta':
+        this.on.meta(frame);
+        break;
       default:
         break; // error frames answer client frames; the page sends none
     }
@@ -150,6 +156,26 @@ export class Live {
       this.#closeSocket();
       this.#retry();
     }
+  }
+
+  /**
+   * Every item of a REST list (`{items, nextCursor}`), page by page; throws as api() does.
+   * @param {string} path   with its query, without limit and cursor
+   * @returns {Promise<any[]>}
+   */
+  async all(path) {
+    const items = [];
+    /** @type {string | null} */
+    let cursor = null;
+    const sep = path.includes('?') ? '&' : '?';
+    do {
+      const query = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+      /** @type {{ items: any[], nextCursor: string | null }} */
+      const page = await this.api(`${path}${sep}limit=${PAGE_LIMIT}${query}`);
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return items;
   }
 
   #retry() {

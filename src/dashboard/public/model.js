@@ -3,8 +3,8 @@
 // below: src/dashboard/public/tsconfig.json checks them, and the tests' TypeScript reads them.
 
 /**
- * @import { Device, HistoryEntry } from '../../devices/types.js'
- * @typedef {'deviceId' | 'state' | 'battery' | 'signal' | 'lastSeen' | 'lastChanged'} SortKey
+ * @import { Device, HistoryEntry, RegistryEntry } from '../../devices/types.js'
+ * @typedef {'deviceId' | 'name' | 'state' | 'battery' | 'signal' | 'lastSeen' | 'lastChanged'} SortKey
  * @typedef {'asc' | 'desc'} SortDir
  * @typedef {{ state: string, silent: '' | 'yes' | 'no', lowBattery: boolean, search: string }} Filter
  * @typedef {{ bars: 0 | 1 | 2 | 3 | 4 | null, dbm: number | null, label: string }} Signal
@@ -141,6 +141,7 @@ export function compareIds(a, b) {
  */
 export const SORT_KEYS = {
   deviceId: null,
+  name: (d) => d.meta?.name ?? null,
   state: (d) => d.state,
   battery: (d) => d.batteryLevel,
   signal: (d) => signal(d.csq).dbm,
@@ -176,7 +177,7 @@ export function sortDevices(devices, key, dir) {
 
 /**
  * The filter of the table: state ('' for any), silent ('' any, 'yes', 'no'), lowBattery (boolean),
- * search (a part of the deviceId, any case).
+ * search (a part of the deviceId, the name or the address, any case: SPEC §11 GET /devices?q=).
  * @type {Readonly<Filter>}
  */
 export const NO_FILTER = Object.freeze({ state: '', silent: '', lowBattery: false, search: '' });
@@ -190,9 +191,55 @@ export function matches(device, filter) {
   if (filter.silent === 'yes' && !device.silent) return false;
   if (filter.silent === 'no' && device.silent) return false;
   if (filter.lowBattery && !isLowBattery(device)) return false;
-  const search = filter.search.trim().toLowerCase();
-  if (search && !device.deviceId.toLowerCase().includes(search)) return false;
-  return true;
+  return matchesSearch(device.deviceId, device.meta, filter.search);
+}
+
+/**
+ * Whether a part of the id, the name or the address is `search` (any case; '' matches all).
+ * @param {string} deviceId
+ * @param {RegistryEntry | null | undefined} meta
+ * @param {string} search
+ */
+export function matchesSearch(deviceId, meta, search) {
+  const q = search.trim().toLowerCase();
+  if (!q) return true;
+  return deviceId.toLowerCase().includes(q) || (meta?.name?.toLowerCase().includes(q) ?? false) || (meta?.address?.toLowerCase().includes(q) ?? false);
+}
+
+/**
+ * Whether a registered device that never reported shows under `filter`: it has no state, battery
+ * or silence to match, so only while none of those is asked for.
+ * @param {RegistryEntry} entry
+ * @param {Filter} filter
+ */
+export function matchesUnseen(entry, filter) {
+  if (filter.state || filter.silent || filter.lowBattery) return false;
+  return matchesSearch(entry.deviceId, entry, filter.search);
+}
+
+/**
+ * Where a registry entry puts its device on the map, [latitude, longitude], or null (no entry, or
+ * no coordinates: no marker).
+ * @param {RegistryEntry | null | undefined} meta
+ * @returns {[number, number] | null}
+ */
+export function position(meta) {
+  if (!meta) return null;
+  const { latitude, longitude } = meta;
+  if (typeof latitude !== 'number' || typeof longitude !== 'number' || !Number.isFinite(latitude) || !Number.isFinite(longitude)) return null;
+  return [latitude, longitude];
+}
+
+/**
+ * A marker's CSS classes, never the device's own strings: the state's shape and colour (SPEC §11:
+ * colour and shape, not colour alone), and a hollow dashed look for a silent device. `null`: a
+ * device registered and never heard from.
+ * @param {Pick<Device, 'state' | 'silent'> | null} device
+ */
+export function markerClass(device) {
+  if (device === null) return 'mk mk-unseen';
+  const kind = device.state === 'open' || device.state === 'close' || device.state === 'offline' ? device.state : 'other';
+  return device.silent ? `mk mk-${kind} mk-silent` : `mk mk-${kind}`;
 }
 
 /**

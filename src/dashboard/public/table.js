@@ -8,7 +8,7 @@ const FLASH_MS = 1600;
 
 /**
  * @import { Device } from '../../devices/types.js'
- * @typedef {{ id: HTMLElement, state: HTMLElement, battery: HTMLElement, signal: HTMLElement, seen: HTMLElement, changed: HTMLElement }} Cells
+ * @typedef {{ id: HTMLElement, name: HTMLElement, state: HTMLElement, battery: HTMLElement, signal: HTMLElement, seen: HTMLElement, changed: HTMLElement }} Cells
  * @typedef {HTMLTableRowElement & { cells_: Cells, device_?: Device, flashedAt_?: number, flashTimer_?: number }} DeviceRow
  *   a row keeps its cells, the device it shows and its flash on itself
  */
@@ -78,6 +78,7 @@ export class FleetRows {
     tr.dataset.id = deviceId;
     tr.cells_ = {
       id: h('th', { scope: 'row' }, deviceId),
+      name: h('td', { class: 'col-name' }),
       state: h('td', { class: 'col-state' }),
       battery: h('td', { class: 'col-battery' }),
       signal: h('td', { class: 'col-signal' }),
@@ -99,6 +100,7 @@ export class FleetRows {
       tr.device_ = d;
       tr.classList.toggle('silent', d.silent);
       tr.classList.toggle('low', isLowBattery(d));
+      c.name.replaceChildren(...nameCell(d));
       c.state.replaceChildren(h('span', { class: `badge ${stateClass(d.state)}` }, d.state));
       c.battery.replaceChildren(...battery(d.batteryLevel));
       c.signal.replaceChildren(bars(d.csq));
@@ -118,6 +120,16 @@ export class FleetRows {
       tr.flashTimer_ = setTimeout(() => tr.classList.remove('flash'), FLASH_MS);
     }
   }
+}
+
+/**
+ * The registry's name and zone (SPEC §11), as text.
+ * @param {Device} d
+ */
+function nameCell(d) {
+  const meta = d.meta ?? null;
+  if (meta === null || (meta.name === null && meta.zone === null)) return [h('span', { class: 'muted' }, '—')];
+  return [meta.name === null ? null : h('span', { class: 'name' }, meta.name), meta.zone === null ? null : h('span', { class: 'zone' }, meta.zone)].filter((n) => n !== null);
 }
 
 /** @param {number | null} level */
