@@ -10,6 +10,7 @@ import { ingest } from './scenarios/ingest.js';
 import { ingestClients } from './scenarios/ingest-clients.js';
 import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
+import { registry } from './scenarios/registry.js';
 import { rest } from './scenarios/rest.js';
 import { restart } from './scenarios/restart.js';
 import { stalled } from './scenarios/stalled.js';
@@ -18,7 +19,7 @@ import { stalled } from './scenarios/stalled.js';
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest, ingestClients, rest, latency, fanout, memory, restart, stalled];
+const SCENARIOS: Scenario[] = [ingest, ingestClients, rest, latency, fanout, memory, restart, stalled, registry];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
