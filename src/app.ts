@@ -35,13 +35,14 @@ export interface Deps {
 /** SPEC §7: SQLite in DATA_DIR, or memory only when DATA_DIR is empty. Throws StoreOpenError. */
 export function openStore(config: Config): DeviceStore {
   const webhookUrls = config.webhooks?.urls ?? [];
-  if (config.dataDir === null) return new MemoryStore({ historyLimit: config.historyLimit, webhookUrls });
+  if (config.dataDir === null) return new MemoryStore({ historyLimit: config.historyLimit, webhookUrls, alarms: config.alarms });
   return new SqliteStore({
     dir: config.dataDir,
     historyLimit: config.historyLimit,
     eventBuffer: config.eventBuffer,
     synchronous: config.sqliteSynchronous,
     webhookUrls,
+    alarms: config.alarms,
   });
 }
 

@@ -72,6 +72,13 @@ export const EnvSchema = Type.Object({
   WEBHOOK_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 600, default: 15 }),
   // Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (about three days)
   WEBHOOK_RETRY_SECONDS: Type.String({ default: '5,300,1800,7200,18000,36000,50400,72000,86400' }),
+  // SPEC §12: alarms on (the default) or off; their thresholds (battery levels in the platform's hundredths of a percent)
+  ALARMS_ENABLED: Type.Boolean({ default: true }),
+  ALARM_OPEN_AFTER_SECONDS: Type.Integer({ minimum: 0, default: 0 }), // at the open message
+  ALARM_OPEN_CRITICAL_SECONDS: Type.Integer({ minimum: 0, default: 3600 }), // an hour open: critical
+  ALARM_BATTERY_LOW: Type.Integer({ minimum: 0, maximum: 10_000, default: 2000 }), // 20 %
+  ALARM_BATTERY_MARGIN: Type.Integer({ minimum: 0, maximum: 10_000, default: 500 }), // cleared at 25 %: no flapping
+  ALARM_BATTERY_CRITICAL: Type.Integer({ minimum: 0, maximum: 10_000, default: 1000 }), // 10 %
   REGISTRY_IMPORT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1_073_741_824, default: 10_485_760 }), // SPEC §11: 10 MiB
   // SPEC §11: the map's base tiles; none by default (never a hard-coded provider)
   MAP_TILE_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
@@ -143,6 +150,16 @@ export interface MqttConfig {
   reconnectMaxMs: number;
 }
 
+/** SPEC §12 thresholds, as devices/alarms.ts's AlarmSettings takes them. */
+export interface AlarmsConfig {
+  openAfterSeconds: number;
+  openCriticalSeconds: number;
+  batteryLow: number;
+  batteryMargin: number;
+  batteryCritical: number;
+  silenceAfterSeconds: number;
+}
+
 export interface MapConfig {
   /** MAP_TILE_URL, a Leaflet URL template (`https://tiles.example/{z}/{x}/{y}.png`), or null: no tiles. */
   tileUrl: string | null;
@@ -188,6 +205,8 @@ export interface Config {
   webhooks: WebhooksConfig | null;
   registry: { importMaxBytes: number };
   map: MapConfig;
+  /** SPEC §12 thresholds; null with ALARMS_ENABLED=false. */
+  alarms: AlarmsConfig | null;
   /** Said at start: settings that are accepted but have no effect. */
   warnings: string[];
 }
@@ -296,8 +315,27 @@ export function loadConfig(options: LoadOptions = {}): Config {
     },
     webhooks: webhooks(env),
     registry: { importMaxBytes: env.REGISTRY_IMPORT_MAX_BYTES },
+    alarms: env.ALARMS_ENABLED ? alarmSettings(env) : null,
     map: mapConfig(env),
     warnings,
+  };
+}
+
+/** SPEC §12: the thresholds must make sense together, or alarms would never clear or never escalate. */
+function alarmSettings(env: Env): AlarmsConfig {
+  if (env.ALARM_OPEN_CRITICAL_SECONDS < env.ALARM_OPEN_AFTER_SECONDS) {
+    throw new ConfigError('ALARM_OPEN_CRITICAL_SECONDS must not be below ALARM_OPEN_AFTER_SECONDS (a cover_open alarm escalates after it is raised)');
+  }
+  if (env.ALARM_BATTERY_CRITICAL > env.ALARM_BATTERY_LOW) {
+    throw new ConfigError('ALARM_BATTERY_CRITICAL must not be above ALARM_BATTERY_LOW (critical is the lower level)');
+  }
+  return {
+    openAfterSeconds: env.ALARM_OPEN_AFTER_SECONDS,
+    openCriticalSeconds: env.ALARM_OPEN_CRITICAL_SECONDS,
+    batteryLow: env.ALARM_BATTERY_LOW,
+    batteryMargin: env.ALARM_BATTERY_MARGIN,
+    batteryCritical: env.ALARM_BATTERY_CRITICAL,
+    silenceAfterSeconds: env.SILENCE_AFTER_SECONDS,
   };
 }
 

@@ -21,3 +21,6 @@ export const BRG_ERR_INVALID_ENTRY = createError('BRG_ERR_INVALID_ENTRY', 'inval
 export const BRG_ERR_INVALID_IMPORT = createError('BRG_ERR_INVALID_IMPORT', 'the file has %d invalid rows: nothing was imported', 400);
 export const BRG_ERR_IMPORT_TOO_LARGE = createError('BRG_ERR_IMPORT_TOO_LARGE', 'the file is larger than %d bytes (REGISTRY_IMPORT_MAX_BYTES)', 413);
 export const BRG_ERR_UNSUPPORTED_MEDIA_TYPE = createError('BRG_ERR_UNSUPPORTED_MEDIA_TYPE', "content type '%s' is not one of %s", 415);
+export const BRG_ERR_ALARM_NOT_FOUND = createError('BRG_ERR_ALARM_NOT_FOUND', "alarm '%s' not found", 404);
+// SPEC §12: POST /alarms/{alarmId}/ack
+export const BRG_ERR_INVALID_ACK = createError('BRG_ERR_INVALID_ACK', 'invalid acknowledgement: %s', 400);

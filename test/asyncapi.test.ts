@@ -2,7 +2,9 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { DiagnosticSeverity, Parser, fromFile } from '@asyncapi/parser';
-import { metaEvent, silentEvent, updateEvent, type DeviceEvent } from '../src/devices/events.js';
+import { alarmEvent, metaEvent, silentEvent, updateEvent, type DeviceEvent } from '../src/devices/events.js';
+import { makeAlarm } from '../src/devices/alarms.js';
+import { webhookBody as outboxWebhookBody } from '../src/devices/outbox.js';
 import { apply, markSilent } from '../src/devices/rules.js';
 import type { Device } from '../src/devices/types.js';
 import { deviceJson, sseBlock, wsFrame } from '../src/devices/wire.js';
@@ -44,10 +46,10 @@ t.test('the parser finds no error in asyncapi.yaml', async (t) => {
     document.channels().get(id)?.messages().all().map((m) => m.id()).sort() ?? [];
   t.same(channelMessages('inbox'), ['mqttMessage']);
   t.same(channelMessages('appsInbox'), ['mqttMessage']);
-  t.same(channelMessages('ws'), ['wsError', 'wsMeta', 'wsSilent', 'wsSnapshot', 'wsSubscribe', 'wsUpdate']);
-  t.same(channelMessages('events'), ['sseMeta', 'sseReset', 'sseSilent', 'sseUpdate']);
+  t.same(channelMessages('ws'), ['wsAlarm', 'wsError', 'wsMeta', 'wsSilent', 'wsSnapshot', 'wsSubscribe', 'wsUpdate']);
+  t.same(channelMessages('events'), ['sseAlarm', 'sseMeta', 'sseReset', 'sseSilent', 'sseUpdate']);
   t.same(channelMessages('graphql'), ['graphqlNext']);
-  t.same(channelMessages('webhooks'), ['webhook']);
+  t.same(channelMessages('webhooks'), ['webhook', 'webhookAlarm']);
 
   // the bridge's point of view: it consumes the inbox and client frames, and sends everything else
   const actions = Object.fromEntries(
@@ -90,6 +92,9 @@ const registered = { deviceId: second.device.deviceId, name: 'MH <1>', address: 
 const meta = metaEvent(9, second.device.deviceId, { ...second.device, meta: registered }, registered);
 const metaNeverSeen = metaEvent(10, 'planned', null, { ...registered, deviceId: 'planned' });
 const metaDeleted = metaEvent(11, second.device.deviceId, second.device, null);
+const raisedAlarm = makeAlarm('a12', second.device.deviceId, 'cover_open', 'major', '2023-11-14T22:13:20.000Z', registered, '2026-01-01T00:00:00.000Z');
+const alarmRaised = alarmEvent(12, second.device, 'raised', raisedAlarm);
+const alarmCleared = alarmEvent(13, second.device, 'cleared', { ...raisedAlarm, status: 'cleared', clearedAt: '2023-11-14T23:00:00.000Z', clearedReceivedAt: '2026-01-01T00:01:00.000Z', meta: null });
 
 const parse = (json: string): Record<string, unknown> => JSON.parse(json) as Record<string, unknown>;
 const sseFields = (event: DeviceEvent) => {
@@ -115,6 +120,9 @@ const valid = (): Record<FrameName, Record<string, unknown>> => ({
   wsUpdate: parse(wsFrame(update)),
   wsSilent: parse(wsFrame(silent)),
   wsMeta: parse(wsFrame(meta)),
+  wsAlarm: parse(wsFrame(alarmRaised)),
+  sseAlarm: sseData(alarmRaised),
+  webhookAlarm: parse(outboxWebhookBody(alarmRaised, 'alarm.raised', '2026-01-01T00:00:00.000Z')),
   wsError: { type: 'error', message: 'frame is not JSON' },
   wsSubscribe: { type: 'subscribe', deviceIds: ['d1', 'd2'], states: null },
   sseUpdate: sseData(update),
@@ -136,6 +144,10 @@ t.test('checkFrame accepts real frames', async (t) => {
   t.same(checkFrame('wsMeta', parse(wsFrame(metaNeverSeen))), [], 'a meta frame of a device never heard from');
   t.same(checkFrame('sseMeta', sseData(metaDeleted)), [], 'a deleted entry');
   t.equal(sseFields(meta).event, 'meta');
+  t.same(checkFrame('wsAlarm', parse(wsFrame(alarmCleared))), [], 'a cleared alarm without meta');
+  t.equal(sseFields(alarmRaised).event, 'alarm');
+  t.same(checkFrame('webhookAlarm', parse(outboxWebhookBody(alarmCleared, 'alarm.cleared', 'x'))), [], 'alarm.cleared');
+  t.equal(parse(outboxWebhookBody(alarmCleared, 'alarm.cleared', 'x')).timestamp, '2023-11-14T23:00:00.000Z', 'a clear at its source time');
   t.same(checkFrame('webhook', webhookBody('device.silent', 8, silent.device, 'close')), [], 'device.silent');
   t.same(checkFrame('webhook', webhookBody('device.state_changed', 1, sparse.device, null)), [], 'a new device');
 });

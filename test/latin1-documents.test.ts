@@ -17,6 +17,7 @@ const PARSED_AT_RUN_TIME = [
   'schema/message.schema.json',
   'schema/history-entry.schema.json',
   'schema/registry-entry.schema.json',
+  'schema/alarm.schema.json',
 ];
 
 for (const file of PARSED_AT_RUN_TIME) {

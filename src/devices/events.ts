@@ -1,3 +1,4 @@
+import type { Alarm, AlarmTransition } from './alarms.js';
 import type { Device, RegistryEntry } from './types.js';
 
 // SPEC §4/§5: the one event stream. Every live API (WebSocket, SSE, GraphQL) and the webhooks
@@ -44,7 +45,21 @@ export interface MetaEvent {
   readonly wire: Wire;
 }
 
-export type DeviceEvent = UpdateEvent | SilentEvent | MetaEvent;
+/**
+ * SPEC §12: an alarm was raised, escalated, acknowledged or cleared. `device` is the device as the
+ * store had it (for the live filters' states; not sent), or null for one never heard from.
+ */
+export interface AlarmEvent {
+  readonly kind: 'alarm';
+  readonly seq: number;
+  readonly deviceId: string;
+  readonly device: Device | null;
+  readonly transition: AlarmTransition;
+  readonly alarm: Alarm;
+  readonly wire: Wire;
+}
+
+export type DeviceEvent = UpdateEvent | SilentEvent | MetaEvent | AlarmEvent;
 export type EventKind = DeviceEvent['kind'];
 export type EventListener = (event: DeviceEvent) => void;
 /** The events published since the last delivery, in seq order. */
@@ -56,6 +71,10 @@ export function updateEvent(seq: number, device: Device, previousState: string |
 
 export function silentEvent(seq: number, device: Device): SilentEvent {
   return { kind: 'silent', seq, deviceId: device.deviceId, device, wire: { device: null, ws: null, sse: null } };
+}
+
+export function alarmEvent(seq: number, device: Device | null, transition: AlarmTransition, alarm: Alarm): AlarmEvent {
+  return { kind: 'alarm', seq, deviceId: alarm.deviceId, device, transition, alarm, wire: { device: null, ws: null, sse: null } };
 }
 
 export function metaEvent(seq: number, deviceId: string, device: Device | null, meta: RegistryEntry | null): MetaEvent {

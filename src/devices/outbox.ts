@@ -1,11 +1,12 @@
-import type { DeviceEvent, SilentEvent, UpdateEvent } from './events.js';
-import { deviceJson } from './wire.js';
+import type { AlarmTransition } from './alarms.js';
+import type { AlarmEvent, DeviceEvent } from './events.js';
+import { alarmJson, deviceJson } from './wire.js';
 
 // SPEC §5 webhooks: every stateChanged and silent event, for each URL of WEBHOOK_URLS. The store
 // enqueues deliveries in the transaction that stores the event (SPEC §7: nothing leaves before
 // it is stored), so a pending delivery survives whatever the store survives.
 
-export type WebhookType = 'device.state_changed' | 'device.silent';
+export type WebhookType = 'device.state_changed' | 'device.silent' | `alarm.${AlarmTransition}`;
 
 export interface Delivery {
   id: number;
@@ -31,13 +32,35 @@ export interface Outbox {
 
 /** The events that become webhooks: a state change (new devices included) and a device falling silent. */
 export function webhookType(event: DeviceEvent): WebhookType | null {
-  if (event.kind === 'silent') return 'device.silent';
-  if (event.kind === 'meta') return null; // SPEC §5 lists the webhook types: a registry change is none
-  return event.changed ? 'device.state_changed' : null;
+  switch (event.kind) {
+    case 'silent':
+      return 'device.silent';
+    case 'meta':
+      return null; // SPEC §5 lists the webhook types: a registry change is none
+    case 'alarm':
+      return `alarm.${event.transition}`; // SPEC §12
+    case 'update':
+      return event.changed ? 'device.state_changed' : null;
+  }
+}
+
+/** When an alarm transition happened: its source time where it has one (SPEC §12), else the bridge's. */
+function alarmTime(event: AlarmEvent, at: string): string {
+  const { alarm } = event;
+  if (event.transition === 'raised') return alarm.raisedAt;
+  if (event.transition === 'cleared') return alarm.clearedAt ?? at;
+  if (event.transition === 'acknowledged') return alarm.acknowledgedAt ?? at;
+  return at;
 }
 
 /** `{"type":…,"timestamp":<ISO 8601>,"data":{"seq":…,"device":…,"previousState":…}}` (SPEC §5). */
-export function webhookBody(event: UpdateEvent | SilentEvent, type: WebhookType, at: string): string {
+export function webhookBody(event: DeviceEvent, type: WebhookType, at: string): string {
+  if (event.kind === 'alarm') {
+    // SPEC §12: the alarm with the device's registry entry in it, so a receiver can dispatch a crew
+    const alarm = (event.wire.device ??= alarmJson(event.alarm));
+    return `{"type":"${type}","timestamp":"${alarmTime(event, at)}","data":{"seq":${event.seq},"transition":"${event.transition}","alarm":${alarm}}}`;
+  }
+  if (event.kind === 'meta') throw new Error('a meta event is no webhook');
   const device = (event.wire.device ??= deviceJson(event.device));
   const previousState = event.kind === 'update' ? event.previousState : event.device.state;
   return `{"type":"${type}","timestamp":"${at}","data":{"seq":${event.seq},"device":${device},"previousState":${JSON.stringify(previousState)}}}`;

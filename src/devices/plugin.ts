@@ -46,7 +46,16 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
         .finally(schedule);
     }, opts.silenceCheckSeconds * 1000);
   };
-  app.addHook('onReady', async () => schedule());
+  // SPEC §12: what fell due while the bridge was down (a silence, a timed alarm) is raised at once,
+  // with its true time; then every SILENCE_CHECK_SECONDS
+  app.addHook('onReady', async () => {
+    sweeping = service.sweepSilence().then(
+      () => {},
+      (err: unknown) => app.log.error({ err }, 'silence check failed'),
+    );
+    await sweeping;
+    schedule();
+  });
   // first of the preClose hooks (devices registers before every consumer): what was published is
   // delivered before the streams close their clients
   app.addHook('preClose', async () => service.events.flush());

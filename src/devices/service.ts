@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.js';
 import { EventStream } from './events.js';
-import type { DeviceStore, StoreOutcome } from './store.js';
+import type { Alarm } from './alarms.js';
+import type { AlarmUpdate, DeviceStore, StoreOutcome } from './store.js';
 import type { DeviceRecord, RegistryEntry } from './types.js';
 import { sameEntry } from './registry.js';
 
@@ -66,6 +67,7 @@ export class DeviceService {
       case 'update':
         this.counts.accepted++;
         this.events.publish(outcome.event);
+        for (const event of outcome.alarms) this.events.publish(event);
         break;
       case 'duplicate':
         this.counts.duplicate++;
@@ -118,12 +120,48 @@ export class DeviceService {
     for (;;) {
       // in batches, so that a million devices falling silent at once never block the event loop
       const events = await this.store.markSilent(cutoff, SILENCE_BATCH, new Date(this.clock.now()).toISOString());
+      let silent = 0;
+      for (const event of events) {
+        this.events.publish(event);
+        if (event.kind === 'silent') silent++; // each may be followed by its alarm's event (SPEC §12)
+      }
+      total += silent;
+      if (silent < SILENCE_BATCH) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (total > 0) this.#log.info({ devices: total }, 'devices fell silent');
+    await this.sweepAlarms();
+    return total;
+  }
+
+  /** SPEC §12: timed alarms (cover_open's delay and escalation), checked with the silence sweep. */
+  async sweepAlarms(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const now = this.clock.now();
+      const events = await this.store.sweepAlarms(Math.floor(now / 1000), SILENCE_BATCH, new Date(now).toISOString());
       for (const event of events) this.events.publish(event);
       total += events.length;
       if (events.length < SILENCE_BATCH) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    if (total > 0) this.#log.info({ devices: total }, 'devices fell silent');
     return total;
+  }
+
+  /** SPEC §12: acknowledges an alarm (idempotent); undefined when there is no such alarm. */
+  async acknowledgeAlarm(alarmId: string, note: string | null): Promise<Alarm | undefined> {
+    return this.#operatorChange(await this.store.acknowledgeAlarm(alarmId, note, new Date(this.clock.now()).toISOString()));
+  }
+
+  /** SPEC §12: clears an alarm by hand; its cause is ignored until it ends. Undefined when there is no such alarm. */
+  async clearAlarm(alarmId: string): Promise<Alarm | undefined> {
+    return this.#operatorChange(await this.store.clearAlarm(alarmId, new Date(this.clock.now()).toISOString()));
+  }
+
+  #operatorChange(update: AlarmUpdate): Alarm | undefined {
+    if (update.kind === 'unknown') return undefined;
+    if (update.kind === 'unchanged') return update.alarm;
+    this.events.publish(update.event);
+    return update.event.alarm;
   }
 }

@@ -1,4 +1,5 @@
-import type { DeviceEvent, MetaEvent, UpdateEvent } from './events.js';
+import type { Alarm, AlarmType, Severity } from './alarms.js';
+import type { AlarmEvent, DeviceEvent, MetaEvent, UpdateEvent } from './events.js';
 import type { Outbox } from './outbox.js';
 import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from './types.js';
 
@@ -6,7 +7,8 @@ import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from './types.
 // Every implementation runs test/devices/store.contract.ts. Async throughout, since the
 // durable ones are; an event leaves the store only once its effect is stored (SPEC §7).
 
-export type StoreOutcome = { kind: 'update'; event: UpdateEvent } | { kind: 'duplicate' } | { kind: 'late' };
+/** An update's event, then the alarm transitions it caused (SPEC §12), each with the next seq. */
+export type StoreOutcome = { kind: 'update'; event: UpdateEvent; alarms: AlarmEvent[] } | { kind: 'duplicate' } | { kind: 'late' };
 
 export interface ListQuery {
   state?: string | undefined;
@@ -34,7 +36,40 @@ export interface StoreSummary {
   silent: number;
   /** Registry entries (SPEC §11), and those of devices never heard from. */
   registry: { entries: number; neverSeen: number };
+  alarms: AlarmSummary;
 }
+
+/** SPEC §12 /stats `alarms`. */
+export interface AlarmSummary {
+  active: number;
+  /** Alarms not acknowledged yet, active or cleared. */
+  unacknowledged: number;
+  /** Active alarms by type, and by severity within it. */
+  byType: Record<AlarmType, number>;
+  bySeverity: Record<AlarmType, Record<Severity, number>>;
+}
+
+export interface AlarmQuery {
+  status?: Alarm['status'] | undefined;
+  acknowledged?: boolean | undefined;
+  type?: AlarmType | undefined;
+  severity?: Severity | undefined;
+  deviceId?: string | undefined;
+  zone?: string | undefined;
+  /** Only alarms after this one in the list's order (newest raisedAt first, then alarmId). */
+  after?: { raisedAt: string; alarmId: string } | undefined;
+  limit: number;
+}
+
+export interface AlarmPage {
+  items: Alarm[];
+  total: number;
+  /** The last alarm of this page when more follow, else null. */
+  last: Alarm | null;
+}
+
+/** An operator's change to an alarm: its event, or `unchanged` (idempotent), or `unknown`. */
+export type AlarmUpdate = { kind: 'changed'; event: AlarmEvent } | { kind: 'unchanged'; alarm: Alarm } | { kind: 'unknown' };
 
 export interface RegistryQuery {
   zone?: string | undefined;
@@ -94,9 +129,22 @@ export interface DeviceStore extends Outbox {
   history(deviceId: string, limit: number): Promise<HistoryEntry[] | undefined>;
   /**
    * Marks up to `limit` devices silent whose timestamp is older than `cutoff` (Unix seconds) and
-   * that are not silent yet; one event each. Fewer than `limit` events: none is left.
+   * that are not silent yet; one event each, followed by its alarm's (SPEC §12). Fewer than
+   * `limit` devices: none is left.
    */
   markSilent(cutoff: number, limit: number, markedAt: string): Promise<DeviceEvent[]>;
+  /**
+   * SPEC §12 timed alarms at `nowSeconds` (source-time timers: cover_open's delay and escalation),
+   * for up to `limit` devices; their events. Fewer than `limit` devices changed: none is left due.
+   */
+  sweepAlarms(nowSeconds: number, limit: number, at: string): Promise<AlarmEvent[]>;
+  getAlarm(alarmId: string): Promise<Alarm | undefined>;
+  /** Newest raisedAt first (then alarmId, descending). */
+  listAlarms(query: AlarmQuery): Promise<AlarmPage>;
+  /** Acknowledges (idempotent: the first acknowledgement stays), before or after the clear. */
+  acknowledgeAlarm(alarmId: string, note: string | null, at: string): Promise<AlarmUpdate>;
+  /** Clears by hand: the cause is then ignored until it ends. */
+  clearAlarm(alarmId: string, at: string): Promise<AlarmUpdate>;
   summary(): Promise<StoreSummary>;
   /** The newest events it kept, oldest first (at most `limit`): replay survives a restart. */
   recentEvents(limit: number): Promise<DeviceEvent[]>;

@@ -1,19 +1,30 @@
 import fastJson from 'fast-json-stringify';
 import { loadSchema } from '../schemas.js';
-import type { DeviceEvent, MetaEvent } from './events.js';
+import type { Alarm } from './alarms.js';
+import type { AlarmEvent, DeviceEvent, MetaEvent, SilentEvent, UpdateEvent } from './events.js';
 import type { Device } from './types.js';
 
 // The wire forms of SPEC §5, built once per event and shared by every client (STYLE: hot paths).
 // The device's JSON comes from schema/device.schema.json, the shape REST serves too.
 
 const stringifyDevice = fastJson(loadSchema('device.schema.json'));
+const stringifyAlarm = fastJson(loadSchema('alarm.schema.json'));
+
+export function alarmJson(alarm: Alarm): string {
+  return stringifyAlarm(alarm);
+}
+
+/** SPEC §12: the alarm event's payload after its type and seq. */
+function alarmFields(event: AlarmEvent): string {
+  return `"transition":"${event.transition}","alarm":${(event.wire.device ??= stringifyAlarm(event.alarm))}`;
+}
 
 export function deviceJson(device: Device): string {
   return stringifyDevice(device);
 }
 
-/** The event's device as JSON ("null" for a meta event of a device never heard from). */
-export function eventDeviceJson(event: DeviceEvent): string {
+/** The event's device as JSON ("null" for a meta event of a device never heard from). An alarm event's wire.device holds its alarm's JSON. */
+export function eventDeviceJson(event: UpdateEvent | SilentEvent | MetaEvent): string {
   return (event.wire.device ??= event.device === null ? 'null' : stringifyDevice(event.device));
 }
 
@@ -40,6 +51,8 @@ export function wsFrame(event: DeviceEvent): string {
       return (event.wire.ws = `{"type":"silent","seq":${event.seq},"device":${eventDeviceJson(event)}}`);
     case 'meta':
       return (event.wire.ws = `{"type":"meta","seq":${event.seq},${metaFields(event)}}`);
+    case 'alarm':
+      return (event.wire.ws = `{"type":"alarm","seq":${event.seq},${alarmFields(event)}}`);
   }
 }
 
@@ -51,7 +64,9 @@ export function sseBlock(event: DeviceEvent): string {
       ? `{"device":${eventDeviceJson(event)},"previousState":${JSON.stringify(event.previousState)},"changed":${event.changed}}`
       : event.kind === 'silent'
         ? `{"device":${eventDeviceJson(event)}}`
-        : `{${metaFields(event)}}`;
+        : event.kind === 'meta'
+          ? `{${metaFields(event)}}`
+          : `{${alarmFields(event)}}`;
   // JSON never contains a raw newline, so one data line carries it whole
   return (event.wire.sse = `id: ${event.seq}\nevent: ${event.kind}\ndata: ${data}\n\n`);
 }

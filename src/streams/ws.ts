@@ -69,7 +69,7 @@ export class WsClient implements LiveClient {
   readonly kind = 'ws';
   filter: EventFilter;
   alive = true;
-  /** Conflated events, newest per device, while behind; null while frames go straight out. */
+  /** Conflated events, newest per device (and per kind: conflationKey), while behind; null while frames go straight out. */
   pending: Map<string, DeviceEvent> | null = null;
   /** When the client fell behind (ms), or null. */
   behindSince: number | null = null;
@@ -114,14 +114,15 @@ export class WsClient implements LiveClient {
       return;
     }
     if (this.pending !== null) {
-      const replaced = this.pending.get(event.deviceId);
-      this.pending.set(event.deviceId, event);
+      const key = conflationKey(event);
+      const replaced = this.pending.get(key);
+      this.pending.set(key, event);
       this.#wait(wsFrame(event).length - (replaced === undefined ? 0 : wsFrame(replaced).length));
       return;
     }
     if (this.#queue === null && boundedWrite(this.#sink, wsFrame(event), this.limits.maxBufferedBytes)) return;
     // behind (or a snapshot is being written): conflation starts
-    this.pending = new Map([[event.deviceId, event]]);
+    this.pending = new Map([[conflationKey(event), event]]);
     this.#wait(wsFrame(event).length);
     if (this.#queue === null) this.behindSince ??= this.now();
   }
@@ -134,7 +135,7 @@ export class WsClient implements LiveClient {
     for (let i = 0; i < waiting.length; i++) {
       const frame = wsFrame(waiting[i]!);
       if (!boundedWrite(this.#sink, frame, this.limits.maxBufferedBytes)) {
-        this.pending = new Map(waiting.slice(i).map((e) => [e.deviceId, e]));
+        this.pending = new Map(waiting.slice(i).map((e) => [conflationKey(e), e]));
         return false;
       }
       this.#waitingBytes -= frame.length;
@@ -270,6 +271,22 @@ export class WsClient implements LiveClient {
       return;
     }
     this.socket.send(frame);
+  }
+}
+
+/**
+ * What a newer event replaces while a client is behind (SPEC §5: conflated to the newest per
+ * device): a device's state (update and silent frames), its registry entry (meta), and each
+ * alarm (SPEC §12) on their own, so that none of them pushes out another's newest.
+ */
+function conflationKey(event: DeviceEvent): string {
+  switch (event.kind) {
+    case 'meta':
+      return `m${event.deviceId}`;
+    case 'alarm':
+      return `a${event.alarm.alarmId}`;
+    default:
+      return `d${event.deviceId}`;
   }
 }
 

@@ -4,6 +4,8 @@ import type { DeviceStore, StoreOutcome } from '../../src/devices/store.js';
 import { record } from '../helpers/records.js';
 import { outboxContract } from './outbox.contract.js';
 import { registryContract } from './registry.contract.js';
+import { alarmContract } from './alarm.contract.js';
+import type { AlarmSettings } from '../../src/devices/alarms.js';
 import { ruleCases } from './rules.cases.js';
 
 /** When the bridge marked a device silent (its clock). */
@@ -18,6 +20,8 @@ export interface StoreOptions {
   historyLimit: number;
   /** WEBHOOK_URLS: each stateChanged and silent event is enqueued for each (none when absent). */
   webhookUrls?: string[];
+  /** SPEC §12 thresholds; null: no alarms (the device half's cases count their events without them); the defaults when absent. */
+  alarms?: AlarmSettings | null;
 }
 
 /** A fresh, empty store with these options, closed when `t` ends. */
@@ -49,7 +53,9 @@ function eventFacts(e: DeviceEvent): Record<string, unknown> {
     : { seq: e.seq, kind: e.kind, device: e.device };
 }
 
-export function storeContract(t: Test, name: string, open: OpenStore, options: ContractOptions = {}): void {
+export function storeContract(t: Test, name: string, openWithAlarms: OpenStore, options: ContractOptions = {}): void {
+  // the device half, the outbox and the registry count their events without alarms; the alarm half has its own
+  const open: OpenStore = (t, o) => openWithAlarms(t, { alarms: null, ...o });
   t.test(`${name} store: SPEC §4 rules`, async (t) => {
     for (const c of ruleCases) {
       t.test(c.name, async (t) => {
@@ -151,7 +157,7 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     t.same(events.map((e) => e.deviceId), ['old']);
     t.equal(events[0]?.device?.silent, true);
     t.same(await store.markSilent(150, 100, MARKED_AT), [], 'one silent event per silence');
-    t.same(await store.summary(), { devices: 2, byState: { close: 2 }, silent: 1, registry: { entries: 0, neverSeen: 0 } });
+    t.same(await store.summary(), { devices: 2, byState: { close: 2 }, silent: 1, registry: { entries: 0, neverSeen: 0 }, alarms: await noAlarms(store) });
     const back = await store.apply(record({ deviceId: 'old', timestamp: 300 }), AT);
     t.equal(back.kind === 'update' && back.event.device?.silent, false, 'the next message clears it');
     t.equal((await store.summary()).silent, 0);
@@ -184,7 +190,7 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
     await store.apply(record({ deviceId: 'a', state: 'open', timestamp: 1 }), AT);
     await store.apply(record({ deviceId: 'b', state: 'open', timestamp: 1 }), AT);
     await store.apply(record({ deviceId: 'a', state: 'close', timestamp: 2 }), AT);
-    t.same(await store.summary(), { devices: 2, byState: { open: 1, close: 1 }, silent: 0, registry: { entries: 0, neverSeen: 0 } });
+    t.same(await store.summary(), { devices: 2, byState: { open: 1, close: 1 }, silent: 0, registry: { entries: 0, neverSeen: 0 }, alarms: await noAlarms(store) });
     await store.apply(record({ deviceId: 'b', state: 'close', timestamp: 2 }), AT);
     t.same((await store.summary()).byState, { close: 2 }, 'a state with no device is gone');
   });
@@ -231,6 +237,14 @@ export function storeContract(t: Test, name: string, open: OpenStore, options: C
 
   outboxContract(t, name, open, options);
   registryContract(t, name, open, options);
+  alarmContract(t, name, openWithAlarms, options);
+}
+
+/** The summary's alarms of a store with none (alarms off). */
+async function noAlarms(store: DeviceStore): Promise<unknown> {
+  const { alarms } = await store.summary();
+  if (alarms.active !== 0 || alarms.unacknowledged !== 0) throw new Error('a store without alarms counts some');
+  return alarms;
 }
 
 /** Emits events 1-5 (four updates, a heartbeat among them, then a silence; a duplicate and a late message emit none) and returns them. */

@@ -26,7 +26,8 @@ t.test('kill -9 of the bridge (and a Mosquitto restart) while 10,000 QoS 1 messa
   const dataDir = t.testdir();
   const receiver = await Receiver.start(t);
   const env = {
-    ...brokerEnv(broker, { MQTT_CLIENT_ID: 'bridge-kill9', DATA_DIR: dataDir, HISTORY_LIMIT: '50' }),
+    // one seq per message: alarms off here (test/durability/kill9-alarms.test.ts has them on)
+    ...brokerEnv(broker, { MQTT_CLIENT_ID: 'bridge-kill9', DATA_DIR: dataDir, HISTORY_LIMIT: '50', ALARMS_ENABLED: 'false' }),
     EMBEDDED_MQTT_PORT: '0',
     WEBHOOK_URLS: receiver.url,
     WEBHOOK_SECRET: SECRET,

@@ -236,7 +236,7 @@ t.test('SIGTERM under load: streams told 1001, exit 0 in time, and nothing ackno
   if (!broker) return;
   const dataDir = t.testdir();
   const env = {
-    ...brokerEnv(broker, { DATA_DIR: dataDir }), // MQTT_CLIENT_ID: the default, derived from APP_ID
+    ...brokerEnv(broker, { DATA_DIR: dataDir, ALARMS_ENABLED: 'false' }), // MQTT_CLIENT_ID: the default, derived from APP_ID; one seq per message: alarms off
     EMBEDDED_MQTT_PORT: '0',
     // state changes go to a receiver that never answers: a delivery is in flight when the signal comes
     WEBHOOK_URLS: await hangingReceiver(t),

@@ -19,13 +19,16 @@ export type FrameName =
   | 'wsUpdate'
   | 'wsSilent'
   | 'wsMeta'
+  | 'wsAlarm'
   | 'wsError'
   | 'wsSubscribe'
   | 'sseUpdate'
   | 'sseSilent'
   | 'sseMeta'
+  | 'sseAlarm'
   | 'sseReset'
-  | 'webhook';
+  | 'webhook'
+  | 'webhookAlarm';
 
 /** Each frame's message in asyncapi.yaml (`components.messages`): the one table to change when a name moves. */
 export const FRAME_MESSAGES: Readonly<Record<FrameName, string>> = {
@@ -34,6 +37,9 @@ export const FRAME_MESSAGES: Readonly<Record<FrameName, string>> = {
   wsUpdate: 'wsUpdate',
   wsMeta: 'wsMeta',
   sseMeta: 'sseMeta',
+  wsAlarm: 'wsAlarm',
+  sseAlarm: 'sseAlarm',
+  webhookAlarm: 'webhookAlarm',
   wsSilent: 'wsSilent',
   wsError: 'wsError',
   wsSubscribe: 'wsSubscribe',

@@ -146,7 +146,9 @@ t.test('silence: a device falls silent after SILENCE_AFTER_SECONDS, once, and th
   now += 1000;
   t.equal(await app.devices.sweepSilence(), 1);
   app.devices.events.flush(); // listeners hear a batch a turn later (devices/events.ts)
-  t.same(events.map((e) => [e.kind, e.deviceId, e.device?.silent]), [['silent', 's', true]]);
+  t.same(events.map((e) => [e.kind, e.deviceId, e.device?.silent]), [['silent', 's', true], ['alarm', 's', true]], 'and its silent alarm (SPEC §12)');
+  const alarm = events[1]?.kind === 'alarm' ? events[1].alarm : null;
+  t.same([alarm?.type, alarm?.raisedAt], ['silent', new Date(NOW + 60_000).toISOString()], 'raised at the deadline, not when the sweep saw it');
   t.equal(await app.devices.sweepSilence(), 0, 'one event per silence');
   t.equal((await app.inject('/devices?silent=true')).json().total, 1);
   t.equal((await app.inject('/stats')).json().silent, 1);

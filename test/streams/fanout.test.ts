@@ -29,7 +29,8 @@ t.test('500 subscribers over three APIs each get every matching event once, in o
   // stalled-clients.test.ts hold that). Its 500 clients read in the bridge's own process, and the
   // PUBACK no longer waits for the fan-out: on a busy CI machine the burst put more than the default
   // 1 MiB behind unfiltered clients, which the policy then rightly conflated or closed.
-  const { app } = await startBridge(t, broker, { EVENT_BUFFER: '10000', MAX_STREAMS_PER_ADDRESS: '0', WS_MAX_BUFFERED_BYTES: String(256 * 1024 * 1024) });
+  // counts device events per client: alarms off
+  const { app } = await startBridge(t, broker, { EVENT_BUFFER: '10000', MAX_STREAMS_PER_ADDRESS: '0', WS_MAX_BUFFERED_BYTES: String(256 * 1024 * 1024), ALARMS_ENABLED: 'false' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   await app.ingest.subscribedOnce;
   const { port } = app.server.address() as { port: number };

@@ -83,7 +83,8 @@ async function connect(t: Test, app: FastifyInstance, path = '/events', headers:
 }
 
 async function listening(t: Test, env: Record<string, string> = {}, deps: Partial<Deps> = {}): Promise<FastifyInstance> {
-  const app = await buildTestApp(t, testConfig(env), { connectMqtt: false, ...deps });
+  // these count and replay device events by seq: alarms off (test/streams/meta-events.test.ts has the other kinds)
+  const app = await buildTestApp(t, testConfig({ ALARMS_ENABLED: 'false', ...env }), { connectMqtt: false, ...deps });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return app;
 }
@@ -105,7 +106,7 @@ const dataOf = (frame: Frame): Data => JSON.parse(frame.data ?? 'null') as Data;
 t.test('updates from a real Mosquitto reach /events with id = seq, in order, uncompressed', async (t) => {
   const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY }, tls: false });
   if (!broker) return;
-  const { app } = await startBridge(t, broker);
+  const { app } = await startBridge(t, broker, { ALARMS_ENABLED: 'false' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   await app.ingest.subscribedOnce;
   const seen: DeviceEvent[] = [];

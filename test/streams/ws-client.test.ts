@@ -1,7 +1,8 @@
 import t from 'tap';
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
-import { updateEvent, type DeviceEvent } from '../../src/devices/events.js';
+import { alarmEvent, metaEvent, updateEvent, type DeviceEvent } from '../../src/devices/events.js';
+import { makeAlarm } from '../../src/devices/alarms.js';
 import { apply } from '../../src/devices/rules.js';
 import { MemoryStore } from '../../src/devices/stores/memory.js';
 import { WsClient } from '../../src/streams/ws.js';
@@ -83,7 +84,7 @@ t.test('within the bound every event is a frame; past it, the newest per device 
   for (const e of [a2, b1, a3]) ws.offer(e);
   t.equal(socket.sent.length, 1, 'nothing more sent');
   t.equal(ws.behindSince, 1000, 'behind since the first event it could not take');
-  t.same([...ws.pending!.keys()], ['a', 'b'], 'conflated: one waiting event per device');
+  t.same([...ws.pending!.values()].map((e) => e.deviceId), ['a', 'b'], 'conflated: one waiting event per device');
   t.ok(ws.unsentBytes() > BOUND, 'what waits counts against the client');
   t.equal(ws.flush(), false, 'the socket is still full: nothing goes');
   socket.drain();
@@ -91,6 +92,20 @@ t.test('within the bound every event is a frame; past it, the newest per device 
   t.same(socket.sent.slice(1).map((s) => (JSON.parse(s.data) as { seq: number }).seq), [b1.seq, a3.seq], 'oldest seq first, the newest of each device');
   t.equal(ws.behindSince, null);
   t.equal(ws.unsentBytes(), socket.bufferedAmount, 'nothing waits in the client: what is unsent is in the socket');
+});
+
+t.test('while behind, a meta or alarm frame never pushes out the newest update of its device', async (t) => {
+  const socket = new FakeSocket();
+  const ws = client(socket);
+  socket.bufferedAmount = BOUND + 1;
+  const update = event('a');
+  ws.offer(update);
+  const meta = metaEvent(++seq, 'a', update.device, null);
+  const raised = alarmEvent(++seq, update.device, 'raised', makeAlarm('a1', 'a', 'cover_open', 'major', '2026-01-01T00:00:00.000Z', null, '2026-01-01T00:00:00.000Z'));
+  const other = alarmEvent(++seq, update.device, 'raised', makeAlarm('a2', 'a', 'battery_low', 'warning', '2026-01-01T00:00:00.000Z', null, '2026-01-01T00:00:00.000Z'));
+  const cleared = alarmEvent(++seq, update.device, 'cleared', { ...raised.alarm, status: 'cleared' });
+  for (const e of [meta, raised, other, cleared]) ws.offer(e);
+  t.same([...ws.pending!.values()].map((e) => e.seq).sort((x, y) => x - y), [update.seq, meta.seq, other.seq, cleared.seq], 'an alarm conflates with itself only');
 });
 
 t.test('conflated updates past the bound close the client with 1013 at once', async (t) => {

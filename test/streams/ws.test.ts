@@ -15,7 +15,8 @@ import { checkFrame } from '../helpers/asyncapi.js';
 const ts = Math.floor(Date.now() / 1000);
 
 async function listening(t: Test, env: Record<string, string> = {}, clock?: ManualClock): Promise<{ app: FastifyInstance; url: string }> {
-  const app = await buildTestApp(t, testConfig(env), { connectMqtt: false, ...(clock ? { clock } : {}) });
+  // these count device frames: alarms off (test/streams/meta-events.test.ts has the other kinds)
+  const app = await buildTestApp(t, testConfig({ ALARMS_ENABLED: 'false', ...env }), { connectMqtt: false, ...(clock ? { clock } : {}) });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   return { app, url: `ws://127.0.0.1:${port}/ws` };
@@ -24,7 +25,7 @@ async function listening(t: Test, env: Record<string, string> = {}, clock?: Manu
 t.test('fed by a real Mosquitto: a snapshot, then updates in seq order', async (t) => {
   const broker = await startMosquitto(t, { users: { [APP_ID]: APP_KEY }, tls: false });
   if (!broker) return;
-  const { app } = await startBridge(t, broker);
+  const { app } = await startBridge(t, broker, { ALARMS_ENABLED: 'false' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   await app.ingest.subscribedOnce;
   const pub = await publisher(t, broker);
@@ -83,7 +84,7 @@ t.test('filters: query, then a subscribe frame that replaces them with a fresh s
 
 t.test('a silent device reaches /ws', async (t) => {
   let now = ts * 1000;
-  const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock: { now: () => now } });
+  const app = await buildTestApp(t, testConfig({ SILENCE_AFTER_SECONDS: '60', ALARMS_ENABLED: 'false' }), { connectMqtt: false, clock: { now: () => now } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   await app.devices.accept(record({ deviceId: 'q', timestamp: ts }), now);

@@ -38,7 +38,8 @@ function webhookStats(app: FastifyInstance, match: (s: Record<string, number>) =
  * receiver refuses a signature more than 5 minutes off its own clock, and the tests move the
  * bridge's clock (test/helpers/clock.ts), never the receiver's. No test waits for either.
  */
-const WEBHOOKS = { WEBHOOK_SECRET: SECRET, WEBHOOK_RETRY_SECONDS: '5,10,10,10,10,10,10,10,10,10' };
+// the delivery mechanics count device events; the first test has the alarms' webhooks on
+const WEBHOOKS = { WEBHOOK_SECRET: SECRET, WEBHOOK_RETRY_SECONDS: '5,10,10,10,10,10,10,10,10,10', ALARMS_ENABLED: 'false' };
 /** The latest a retry falls due after a failure: its delay plus the ±20 % jitter (delivery.ts). */
 const latest = (delayMs: number): number => delayMs * 1.2;
 
@@ -61,34 +62,45 @@ function eachStore(name: string, fn: (t: Test, store: StoreKind) => Promise<void
   }
 }
 
-eachStore('state changes and silences are POSTed, signed; heartbeats are not', async (t, store) => {
+eachStore('state changes, silences and alarm transitions are POSTed, signed; heartbeats are not', async (t, store) => {
   const receiver = await Receiver.start(t);
   // the service's clock signs each attempt (webhook-timestamp), and the receiver's library refuses
   // one more than 5 minutes off its own: the clock starts at the real time, and moves 2 minutes
   const clock = new ManualClock(Date.now());
   const base = Math.floor(clock.now() / 1000) - 10;
-  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...WEBHOOKS, WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '60' }), { connectMqtt: false, clock });
+  const app = await buildTestApp(t, testConfig({ ...store.env(t), ...WEBHOOKS, ALARMS_ENABLED: 'true', WEBHOOK_URLS: receiver.url, SILENCE_AFTER_SECONDS: '60' }), {
+    connectMqtt: false,
+    clock,
+  });
   await app.ready();
   await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: base }), clock.now()); // new: a change from null
   await app.devices.accept(record({ deviceId: 'a', state: 'close', timestamp: base + 1 }), clock.now()); // heartbeat
-  await app.devices.accept(record({ deviceId: 'a', state: 'open', timestamp: base + 2 }), clock.now()); // change
-  // both answered before the clock moves: moving it past WEBHOOK_TIMEOUT_SECONDS would time out a request in flight
-  await webhookStats(app, (s) => s.delivered === 2, 'the two state changes delivered');
+  await app.devices.accept(record({ deviceId: 'a', state: 'open', timestamp: base + 2 }), clock.now()); // change, and a cover_open alarm
+  // all answered before the clock moves: moving it past WEBHOOK_TIMEOUT_SECONDS would time out a request in flight
+  await webhookStats(app, (s) => s.delivered === 3, 'the two state changes and the alarm delivered');
   const silent = nextEvent(app, (e) => e.kind === 'silent', 'device a falling silent');
   clock.advance(120_000); // the silence check (SILENCE_CHECK_SECONDS, a minute) runs by itself
   await silent;
-  await receiver.until((r) => r.accepted.length === 3, 'three deliveries');
+  await receiver.until((r) => r.accepted.length === 5, 'five deliveries');
   const got = receiver.accepted.sort((a, b) => a.body.data.seq - b.body.data.seq);
-  t.same(got.map((r) => [r.body.type, r.body.data.device.state, r.body.data.previousState]), [
+  const what = (body: (typeof got)[number]['body']) => {
+    if (!body.type.startsWith('alarm.')) return [body.type, body.data.device.state, body.data.previousState];
+    const data = body.data as unknown as { transition: string; alarm: { type: string } };
+    return [body.type, data.alarm.type, data.transition];
+  };
+  t.same(got.map((r) => what(r.body)), [
     ['device.state_changed', 'close', null],
     ['device.state_changed', 'open', 'close'],
+    ['alarm.raised', 'cover_open', 'raised'],
     ['device.silent', 'open', 'open'],
+    ['alarm.raised', 'silent', 'raised'],
   ]);
-  t.ok(got.every((r) => r.verified), 'every signature verifies with a Standard Webhooks library');
+  t.equal(got[2]!.body.timestamp, new Date((base + 2) * 1000).toISOString(), 'an alarm webhook at its source time (SPEC §12)');
+  t.ok(got.every((r) => r.verified), 'every signature verifies with a Standard Webhooks library, alarm.* included');
   t.same(got.map((r) => r.id), got.map((r) => `msg_${app.devices.store.storeId}_${r.body.data.seq}`), 'webhook-id is msg_<storeId>_<seq>');
   t.ok(got.every((r) => !r.id.includes('.')));
-  for (const r of got) t.same(checkFrame('webhook', r.body), [], 'the body matches asyncapi.yaml');
-  t.same(await webhookStats(app, (s) => s.delivered === 3, 'three delivered'), { pending: 0, delivered: 3, retried: 0, abandoned: 0, disabledUrls: 0 });
+  for (const r of got) t.same(checkFrame(r.body.type.startsWith('alarm.') ? 'webhookAlarm' : 'webhook', r.body), [], 'the body matches asyncapi.yaml');
+  t.same(await webhookStats(app, (s) => s.delivered === 5, 'five delivered'), { pending: 0, delivered: 5, retried: 0, abandoned: 0, disabledUrls: 0 });
 });
 
 eachStore('a receiver down, then slow, then failing: every event arrives once it recovers', async (t, store) => {

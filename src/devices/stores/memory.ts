@@ -1,9 +1,27 @@
 import { randomUUID } from 'node:crypto';
-import { metaEvent, silentEvent, updateEvent, type DeviceEvent, type MetaEvent, type SilentEvent, type UpdateEvent } from '../events.js';
+import { alarmEvent, metaEvent, silentEvent, updateEvent, type AlarmEvent, type DeviceEvent, type MetaEvent } from '../events.js';
+import { AlarmBook } from '../alarm-book.js';
+import {
+  acknowledge,
+  clearByHand,
+  DEFAULT_ALARM_SETTINGS,
+  newestFirst,
+  onMessage,
+  onSilent,
+  onTime,
+  suppress,
+  withActive,
+  type Alarm,
+  type AlarmSettings,
+  type AppliedChange,
+} from '../alarms.js';
 import { applyWithHistory, compareIds, historyEntry, markSilent, withMeta, type Outcome } from '../rules.js';
 import { sameEntry } from '../registry.js';
 import {
   searchMatches,
+  type AlarmPage,
+  type AlarmQuery,
+  type AlarmUpdate,
   type DevicePage,
   type DeviceStore,
   type ListQuery,
@@ -34,6 +52,8 @@ export interface MemoryStoreOptions {
   historyLimit: number;
   /** WEBHOOK_URLS: each stateChanged and silent event is enqueued for each. */
   webhookUrls?: string[];
+  /** SPEC §12 thresholds; the defaults of SPEC §6 when absent; null: no alarms (alarms off). */
+  alarms?: AlarmSettings | null;
 }
 
 /** Keeps everything in this process (DATA_DIR empty): fast, and gone with the process. */
@@ -52,12 +72,21 @@ export class MemoryStore implements DeviceStore {
   readonly #outbox = new Map<number, Delivery>();
   #deliveryId = 0;
   readonly #registry = new Map<string, RegistryEntry>();
+  readonly #alarmSettings: AlarmSettings | null;
+  readonly #book = new AlarmBook();
+  /** Every alarm kept, active and cleared, by id; and each device's, oldest first (HISTORY_LIMIT cleared ones at most). */
+  readonly #alarms = new Map<string, Alarm>();
+  readonly #alarmsOf = new Map<string, { ids: string[]; cleared: number }>();
+  #unacknowledged = 0;
+  /** Devices whose state is open: the ones the alarm sweep looks at. */
+  readonly #open = new Set<string>();
   /** The registry's ids in order, sorted when next listed after a change. */
   #registryIds: string[] | null = [];
 
   constructor(options: MemoryStoreOptions) {
     this.#historyLimit = options.historyLimit;
     this.#webhookUrls = options.webhookUrls ?? [];
+    this.#alarmSettings = options.alarms === undefined ? DEFAULT_ALARM_SETTINGS : options.alarms;
   }
 
   async lastSeq(): Promise<number> {
@@ -73,21 +102,50 @@ export class MemoryStore implements DeviceStore {
       this.#slots.set(record.deviceId, { device: outcome.device, history: null });
       this.#added.push(record.deviceId);
       this.#count(outcome.device, 1);
-      return this.#updated(outcome, receivedAt);
+      return this.#updated(undefined, outcome, receivedAt);
     }
     slot.history ??= [latestEntry(slot.device)];
     const outcome = applyWithHistory(slot.device, slot.history, record, receivedAt, this.#historyLimit);
     if (outcome.kind !== 'update') return outcome;
-    this.#count(slot.device, -1);
+    const before = slot.device;
+    this.#count(before, -1);
     slot.device = outcome.device;
     this.#count(outcome.device, 1);
-    return this.#updated(outcome, receivedAt);
+    return this.#updated(before, outcome, receivedAt);
   }
 
-  #updated(outcome: Extract<Outcome, { kind: 'update' }>, receivedAt: string): StoreOutcome {
+  #updated(before: Device | undefined, outcome: Extract<Outcome, { kind: 'update' }>, receivedAt: string): StoreOutcome {
     const event = updateEvent(++this.#seq, outcome.device, outcome.previousState, outcome.changed);
     this.#enqueue(event, receivedAt);
-    return { kind: 'update', event };
+    const device = outcome.device;
+    const alarms = this.#alarmEvents(device, onMessage(before, device, this.#book.of(device.deviceId), this.#alarmSettings), receivedAt);
+    return { kind: 'update', event, alarms };
+  }
+
+  /** SPEC §12: applies alarm rule changes to the device's alarms, each transition an event with the next seq. */
+  #alarmEvents(device: Device, changes: Parameters<AlarmBook['apply']>[1], at: string): AlarmEvent[] {
+    if (changes.length === 0) return [];
+    const base = this.#seq;
+    // a raised alarm is named after the seq of its event
+    const applied = this.#book.apply(device.deviceId, changes, device.meta, at, (i) => `a${base + i + 1}`);
+    return applied.map((a) => this.#alarmChanged(device, a, at));
+  }
+
+  #alarmChanged(device: Device | null, { transition, alarm }: AppliedChange, at: string): AlarmEvent {
+    const before = this.#alarms.get(alarm.alarmId);
+    if (before === undefined) {
+      this.#unacknowledged++;
+      const kept = this.#alarmsOf.get(alarm.deviceId);
+      if (kept === undefined) this.#alarmsOf.set(alarm.deviceId, { ids: [alarm.alarmId], cleared: 0 });
+      else kept.ids.push(alarm.alarmId);
+    } else if (!before.acknowledged && alarm.acknowledged) {
+      this.#unacknowledged--;
+    }
+    this.#alarms.set(alarm.alarmId, alarm);
+    if (transition === 'cleared' && ++this.#alarmsOf.get(alarm.deviceId)!.cleared > this.#historyLimit) this.#trim(alarm.deviceId);
+    const event = alarmEvent(++this.#seq, device, transition, alarm);
+    this.#enqueue(event, at);
+    return event;
   }
 
   async get(deviceId: string): Promise<Device | undefined> {
@@ -120,16 +178,79 @@ export class MemoryStore implements DeviceStore {
 
   async markSilent(cutoff: number, limit: number, markedAt: string): Promise<DeviceEvent[]> {
     const events: DeviceEvent[] = [];
+    let marked = 0;
     for (const slot of this.#slots.values()) {
-      if (events.length === limit) break;
+      if (marked === limit) break;
       if (slot.device.silent || slot.device.timestamp >= cutoff) continue;
       slot.device = markSilent(slot.device);
       this.#silent++;
+      marked++;
       const event = silentEvent(++this.#seq, slot.device);
       this.#enqueue(event, markedAt);
       events.push(event);
+      const device = slot.device;
+      events.push(...this.#alarmEvents(device, onSilent(device, this.#book.of(device.deviceId), this.#alarmSettings), markedAt));
     }
     return events;
+  }
+
+  async sweepAlarms(nowSeconds: number, limit: number, at: string): Promise<AlarmEvent[]> {
+    const events: AlarmEvent[] = [];
+    let changed = 0;
+    for (const id of this.#open) {
+      if (changed === limit) break;
+      const device = this.#slots.get(id)!.device;
+      const changes = onTime(device, this.#book.of(id), this.#alarmSettings, nowSeconds);
+      if (changes.length === 0) continue;
+      changed++;
+      events.push(...this.#alarmEvents(device, changes, at));
+    }
+    return events;
+  }
+
+  /** HISTORY_LIMIT cleared alarms per device at most, the oldest go first: an alarm log must not grow without end. */
+  #trim(deviceId: string): void {
+    const kept = this.#alarmsOf.get(deviceId)!;
+    for (let i = 0; kept.cleared > this.#historyLimit && i < kept.ids.length;) {
+      const old = this.#alarms.get(kept.ids[i]!)!;
+      if (old.status !== 'cleared') {
+        i++;
+        continue;
+      }
+      if (!old.acknowledged) this.#unacknowledged--;
+      this.#alarms.delete(old.alarmId);
+      kept.ids.splice(i, 1);
+      kept.cleared--;
+    }
+  }
+
+  async getAlarm(alarmId: string): Promise<Alarm | undefined> {
+    return this.#alarms.get(alarmId);
+  }
+
+  async listAlarms(query: AlarmQuery): Promise<AlarmPage> {
+    const all = [...this.#alarms.values()].filter((a) => alarmMatches(a, query)).sort(newestFirst);
+    const start = query.after === undefined ? 0 : firstAlarmAfter(all, query.after);
+    const items = all.slice(start, start + query.limit);
+    return { items, total: all.length, last: start + query.limit < all.length ? items[items.length - 1]! : null };
+  }
+
+  async acknowledgeAlarm(alarmId: string, note: string | null, at: string): Promise<AlarmUpdate> {
+    const alarm = this.#alarms.get(alarmId);
+    if (alarm === undefined) return { kind: 'unknown' };
+    const acked = acknowledge(alarm, note, at);
+    if (acked === null) return { kind: 'unchanged', alarm };
+    this.#book.put(alarm.deviceId, withActive(this.#book.of(alarm.deviceId), acked));
+    return { kind: 'changed', event: this.#alarmChanged(this.#slots.get(alarm.deviceId)?.device ?? null, { transition: 'acknowledged', alarm: acked }, at) };
+  }
+
+  async clearAlarm(alarmId: string, at: string): Promise<AlarmUpdate> {
+    const alarm = this.#alarms.get(alarmId);
+    if (alarm === undefined) return { kind: 'unknown' };
+    const cleared = clearByHand(alarm, at);
+    if (cleared === null) return { kind: 'unchanged', alarm };
+    this.#book.put(alarm.deviceId, suppress(this.#book.of(alarm.deviceId), alarm.type));
+    return { kind: 'changed', event: this.#alarmChanged(this.#slots.get(alarm.deviceId)?.device ?? null, { transition: 'cleared', alarm: cleared }, at) };
   }
 
   async summary(): Promise<StoreSummary> {
@@ -140,6 +261,7 @@ export class MemoryStore implements DeviceStore {
       byState: Object.fromEntries(this.#byState),
       silent: this.#silent,
       registry: { entries: this.#registry.size, neverSeen },
+      alarms: this.#book.summary(this.#unacknowledged),
     };
   }
 
@@ -236,7 +358,7 @@ export class MemoryStore implements DeviceStore {
 
   async close(): Promise<void> {}
 
-  #enqueue(event: UpdateEvent | SilentEvent, at: string): void {
+  #enqueue(event: DeviceEvent, at: string): void {
     if (this.#webhookUrls.length === 0) return;
     const type = webhookType(event);
     if (type === null) return;
@@ -248,6 +370,10 @@ export class MemoryStore implements DeviceStore {
   }
 
   #count(device: Device, delta: 1 | -1): void {
+    if (device.state === 'open') {
+      if (delta > 0) this.#open.add(device.deviceId);
+      else this.#open.delete(device.deviceId);
+    }
     const n = (this.#byState.get(device.state) ?? 0) + delta;
     if (n === 0) this.#byState.delete(device.state);
     else this.#byState.set(device.state, n);
@@ -289,6 +415,30 @@ function entryMatches(entry: RegistryEntry, device: Device | null, query: Regist
     (query.seen === undefined || query.seen === (device !== null)) &&
     (query.located !== true || entry.latitude !== null)
   );
+}
+
+function alarmMatches(alarm: Alarm, query: AlarmQuery): boolean {
+  return (
+    (query.status === undefined || alarm.status === query.status) &&
+    (query.acknowledged === undefined || alarm.acknowledged === query.acknowledged) &&
+    (query.type === undefined || alarm.type === query.type) &&
+    (query.severity === undefined || alarm.severity === query.severity) &&
+    (query.deviceId === undefined || alarm.deviceId === query.deviceId) &&
+    (query.zone === undefined || alarm.meta?.zone === query.zone)
+  );
+}
+
+/** The index of the first alarm after `after` in the list order (newestFirst). */
+function firstAlarmAfter(sorted: readonly Alarm[], after: { raisedAt: string; alarmId: string }): number {
+  const probe = { raisedAt: after.raisedAt, alarmId: after.alarmId } as Alarm;
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (newestFirst(sorted[mid]!, probe) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** The index of the first id after `after` in sorted `ids`. */

@@ -2,11 +2,30 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
-import { metaEvent, silentEvent, updateEvent, type DeviceEvent, type MetaEvent, type SilentEvent, type UpdateEvent } from '../events.js';
+import { alarmEvent, metaEvent, silentEvent, updateEvent, type AlarmEvent, type DeviceEvent, type MetaEvent } from '../events.js';
+import {
+  acknowledge,
+  clearByHand,
+  DEFAULT_ALARM_SETTINGS,
+  onMessage,
+  onSilent,
+  onTime,
+  suppress,
+  withActive,
+  type Alarm,
+  type AlarmChange,
+  type AlarmSettings,
+  type AppliedChange,
+  type AlarmTransition,
+} from '../alarms.js';
+import { SqliteAlarms } from './sqlite-alarms.js';
 import { apply, markSilent, withMeta } from '../rules.js';
 import { sameEntry } from '../registry.js';
 import {
   searchMatches,
+  type AlarmPage,
+  type AlarmQuery,
+  type AlarmUpdate,
   type DevicePage,
   type DeviceStore,
   type ListQuery,
@@ -34,6 +53,8 @@ export interface SqliteStoreOptions {
   synchronous: 'normal' | 'full';
   /** WEBHOOK_URLS: each stateChanged and silent event is enqueued for each, in its transaction. */
   webhookUrls?: string[];
+  /** SPEC §12 thresholds; the defaults of SPEC §6 when absent; null: no alarms (alarms off). */
+  alarms?: AlarmSettings | null;
 }
 
 /** Why DATA_DIR cannot be used: one line for the operator (SPEC §6, §7). */
@@ -92,6 +113,24 @@ export const MIGRATIONS: string[] = [
    CREATE INDEX devices_by_zone ON devices (zone, device_id);
    UPDATE devices SET json = json_insert(json, '$.meta', NULL);
    UPDATE events SET device = json_insert(device, '$.meta', NULL);`,
+  // 4: alarms (SPEC §12); n is the number of the alarm's id, the list's tie-break
+  `CREATE TABLE alarms (
+     alarm_id TEXT PRIMARY KEY,
+     n INTEGER NOT NULL,
+     device_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     severity TEXT NOT NULL,
+     status TEXT NOT NULL,
+     acknowledged INTEGER NOT NULL,
+     raised_at TEXT NOT NULL,
+     zone TEXT,
+     json TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX alarms_newest ON alarms (raised_at DESC, n DESC);
+   CREATE INDEX alarms_by_status ON alarms (status, raised_at DESC, n DESC);
+   CREATE INDEX alarms_by_device ON alarms (device_id, raised_at DESC, n DESC);
+   CREATE INDEX alarms_unacknowledged ON alarms (acknowledged);
+   CREATE TABLE alarm_suppressed (device_id TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (device_id, type)) WITHOUT ROWID;`,
 ];
 
 interface DeviceRow {
@@ -101,7 +140,7 @@ interface DeviceRow {
 
 interface EventRow {
   seq: number;
-  kind: 'update' | 'silent' | 'meta';
+  kind: 'update' | 'silent' | 'meta' | 'alarm';
   previous_state: string | null;
   changed: number;
   device: string;
@@ -138,7 +177,8 @@ export class SqliteStore implements DeviceStore {
     | 'getEntry'
     | 'putEntry'
     | 'deleteEntry'
-    | 'setDeviceMeta',
+    | 'setDeviceMeta'
+    | 'openDevices',
     Statement
   >;
 
@@ -190,13 +230,20 @@ export class SqliteStore implements DeviceStore {
       ),
       deleteEntry: db.prepare('DELETE FROM registry WHERE device_id = ?'),
       setDeviceMeta: db.prepare('UPDATE devices SET zone = ?, json = ? WHERE device_id = ?'),
+      openDevices: db.prepare("SELECT json FROM devices WHERE state = 'open'"),
     };
     this.#webhookUrls = options.webhookUrls ?? [];
+    this.#alarmSettings = options.alarms === undefined ? DEFAULT_ALARM_SETTINGS : options.alarms;
+    this.#alarms = new SqliteAlarms(db, options.historyLimit);
     this.#recount();
     this.#applyTx = db.transaction((record: DeviceRecord, receivedAt: string) => this.#apply(record, receivedAt));
     this.#silenceTx = db.transaction((cutoff: number, limit: number, markedAt: string) => this.#markSilent(cutoff, limit, markedAt));
     this.#putEntriesTx = db.transaction((entries: readonly RegistryEntry[], keepExisting: boolean) => this.#putEntries(entries, keepExisting));
     this.#deleteEntryTx = db.transaction((deviceId: string) => this.#deleteEntry(deviceId));
+    this.#sweepTx = db.transaction((nowSeconds: number, limit: number, at: string) => this.#sweep(nowSeconds, limit, at));
+    this.#alarmTx = db.transaction((alarmId: string, at: string, change: (alarm: Alarm) => Alarm | null, transition: AlarmTransition) =>
+      this.#operatorChange(alarmId, at, change, transition),
+    );
     // SPEC §11 q: the one definition of the search (store.ts), so that every store finds the same devices
     db.function('brg_search', { deterministic: true }, (needle, id, name, address) =>
       searchMatches(needle as string, id as string, { name: name as string | null, address: address as string | null }) ? 1 : 0,
@@ -204,6 +251,10 @@ export class SqliteStore implements DeviceStore {
   }
 
   readonly #putEntriesTx: (entries: readonly RegistryEntry[], keepExisting: boolean) => RegistryWrite;
+  readonly #alarms: SqliteAlarms;
+  readonly #alarmSettings: AlarmSettings | null;
+  readonly #sweepTx: (nowSeconds: number, limit: number, at: string) => AlarmEvent[];
+  readonly #alarmTx: (alarmId: string, at: string, change: (alarm: Alarm) => Alarm | null, transition: AlarmTransition) => AlarmUpdate;
   readonly #deleteEntryTx: (deviceId: string) => MetaEvent | null;
 
   async lastSeq(): Promise<number> {
@@ -290,7 +341,87 @@ export class SqliteStore implements DeviceStore {
         'SELECT count(*) AS entries, coalesce(sum(NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_id = r.device_id)), 0) AS neverSeen FROM registry r',
       )
       .get() as { entries: number; neverSeen: number };
-    return { devices: this.#devices, byState: Object.fromEntries(this.#byState), silent: this.#silent, registry };
+    return {
+      devices: this.#devices,
+      byState: Object.fromEntries(this.#byState),
+      silent: this.#silent,
+      registry,
+      alarms: this.#alarms.book.summary(this.#alarms.unacknowledged()),
+    };
+  }
+
+  async sweepAlarms(nowSeconds: number, limit: number, at: string): Promise<AlarmEvent[]> {
+    return this.#write(() => this.#sweepTx(nowSeconds, limit, at));
+  }
+
+  async getAlarm(alarmId: string): Promise<Alarm | undefined> {
+    return this.#alarms.get(alarmId);
+  }
+
+  async listAlarms(query: AlarmQuery): Promise<AlarmPage> {
+    return this.#alarms.list(query);
+  }
+
+  async acknowledgeAlarm(alarmId: string, note: string | null, at: string): Promise<AlarmUpdate> {
+    return this.#write(() => this.#alarmTx(alarmId, at, (alarm) => acknowledge(alarm, note, at), 'acknowledged'));
+  }
+
+  async clearAlarm(alarmId: string, at: string): Promise<AlarmUpdate> {
+    return this.#write(() => this.#alarmTx(alarmId, at, (alarm) => clearByHand(alarm, at), 'cleared'));
+  }
+
+  /** Runs a write transaction; after a rollback, what is kept beside the database is read again. */
+  #write<T>(tx: () => T): T {
+    try {
+      return tx();
+    } catch (err) {
+      this.#recount();
+      throw err;
+    }
+  }
+
+  /** Runs inside the transaction of sweepAlarms(). */
+  #sweep(nowSeconds: number, limit: number, at: string): AlarmEvent[] {
+    const events: AlarmEvent[] = [];
+    let changed = 0;
+    // all() first: better-sqlite3 writes nothing while a statement iterates (and open covers are few)
+    for (const row of this.#q.openDevices.all() as { json: string }[]) {
+      if (changed === limit) break;
+      const device = JSON.parse(row.json) as Device;
+      const changes = onTime(device, this.#alarms.book.of(device.deviceId), this.#alarmSettings, nowSeconds);
+      if (changes.length === 0) continue;
+      changed++;
+      events.push(...this.#alarmEvents(device, changes, at));
+    }
+    return events;
+  }
+
+  /** Runs inside the transaction of acknowledgeAlarm() and clearAlarm(). */
+  #operatorChange(alarmId: string, at: string, change: (alarm: Alarm) => Alarm | null, transition: AlarmTransition): AlarmUpdate {
+    const alarm = this.#alarms.get(alarmId);
+    if (alarm === undefined) return { kind: 'unknown' };
+    const changed = change(alarm);
+    if (changed === null) return { kind: 'unchanged', alarm };
+    const book = this.#alarms.book.of(alarm.deviceId);
+    // a clear by hand suppresses the cause until it ends; an acknowledgement changes the alarm only
+    this.#alarms.put(alarm.deviceId, transition === 'cleared' ? suppress(book, alarm.type) : withActive(book, changed));
+    this.#alarms.write(changed);
+    return { kind: 'changed', event: this.#alarmChanged(this.#device(alarm.deviceId) ?? null, { transition, alarm: changed }, at) };
+  }
+
+  /** SPEC §12: alarm rule changes of a device, written, each transition an event with the next seq; in the caller's transaction. */
+  #alarmEvents(device: Device, changes: readonly AlarmChange[], at: string): AlarmEvent[] {
+    if (changes.length === 0) return [];
+    const base = this.#seq;
+    // a raised alarm is named after the seq of its event
+    const applied = this.#alarms.apply(device, changes, at, (i) => `a${base + i + 1}`);
+    return applied.map((a) => this.#alarmChanged(device, a, at));
+  }
+
+  #alarmChanged(device: Device | null, { transition, alarm }: AppliedChange, at: string): AlarmEvent {
+    const event = alarmEvent(this.#seq + 1, device, transition, alarm);
+    this.#recordEvent(event, `{"transition":"${transition}","alarm":${JSON.stringify(alarm)},"device":${device === null ? 'null' : deviceJson(device)}}`, at);
+    return event;
   }
 
   async putEntries(entries: readonly RegistryEntry[], options: { keepExisting?: boolean } = {}): Promise<RegistryWrite> {
@@ -364,6 +495,10 @@ export class SqliteStore implements DeviceStore {
   async recentEvents(limit: number): Promise<DeviceEvent[]> {
     const rows = this.#db.prepare('SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq').all(limit) as EventRow[];
     return rows.map((r) => {
+      if (r.kind === 'alarm') {
+        const stored = JSON.parse(r.device) as { transition: AlarmTransition; alarm: Alarm; device: Device | null };
+        return alarmEvent(r.seq, stored.device, stored.transition, stored.alarm);
+      }
       if (r.kind === 'meta') {
         const stored = JSON.parse(r.device) as { deviceId: string; device: Device | null; meta: RegistryEntry | null };
         return metaEvent(r.seq, stored.deviceId, stored.device, stored.meta);
@@ -461,7 +596,8 @@ export class SqliteStore implements DeviceStore {
     if (current === undefined) this.#devices++;
     else this.#count(current, -1);
     this.#count(device, 1);
-    return { kind: 'update', event };
+    const alarms = this.#alarmEvents(device, onMessage(current, device, this.#alarms.book.of(device.deviceId), this.#alarmSettings), receivedAt);
+    return { kind: 'update', event, alarms };
   }
 
   /** Runs inside the transaction of markSilent(). */
@@ -476,6 +612,7 @@ export class SqliteStore implements DeviceStore {
       this.#recordEvent(event, json, markedAt);
       this.#silent++;
       events.push(event);
+      events.push(...this.#alarmEvents(device, onSilent(device, this.#alarms.book.of(device.deviceId), this.#alarmSettings), markedAt));
     }
     return events;
   }
@@ -485,7 +622,7 @@ export class SqliteStore implements DeviceStore {
     this.#seq = event.seq;
     const type = this.#webhookUrls.length > 0 ? webhookType(event) : null;
     if (type !== null) {
-      const body = webhookBody(event as UpdateEvent | SilentEvent, type, at);
+      const body = webhookBody(event, type, at);
       for (const url of this.#webhookUrls) this.#q.enqueue.run(url, event.seq, body);
     }
     if (this.#eventBuffer > 0) {
@@ -500,6 +637,7 @@ export class SqliteStore implements DeviceStore {
   /** The counters and the seq kept in memory beside the database, read from it. */
   #recount(): void {
     if (!this.#db.open) return;
+    this.#alarms?.load();
     const newest = (this.#db.prepare('SELECT max(seq) AS seq FROM events').get() as { seq: number | null }).seq ?? 0;
     this.#seq = Math.max(newest, Number(meta(this.#db, 'last_seq') ?? 0));
     this.#byState.clear();
