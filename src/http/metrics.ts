@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type GaugeConfiguration } from 'prom-client';
 import { route, type OpenApiDocument } from '../openapi.js';
+import { ALARM_TYPES, SEVERITIES, type AlarmTransition, type AlarmType } from '../devices/alarms.js';
+import type { StoreSummary } from '../devices/store.js';
 
 // SPEC §5/§9: GET /metrics, Prometheus text. Counts are read from the parts that keep them
 // (ingest, devices, streams, webhooks) when Prometheus scrapes, so the message path pays nothing;
@@ -11,6 +13,7 @@ import { route, type OpenApiDocument } from '../openapi.js';
 const PREFIX = 'wiihey_bridge_';
 /** Device states with a series of their own; a sender inventing states cannot flood Prometheus. */
 const MAX_STATE_SERIES = 20;
+const ALARM_TRANSITIONS: readonly AlarmTransition[] = ['raised', 'escalated', 'acknowledged', 'cleared'];
 
 export interface MetricsOptions {
   doc: OpenApiDocument;
@@ -29,6 +32,12 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
 
   // Read at scrape time (prom-client's collect()). The plugins they read are registered after this
   // one; a scrape comes only once the app is ready.
+  // prom-client starts every collect() of a scrape at once: they share one read of the store's summary
+  let scrapeSummary: Promise<StoreSummary> | null = null;
+  const summary = (): Promise<StoreSummary> =>
+    (scrapeSummary ??= app.devices.store.summary().finally(() => {
+      scrapeSummary = null;
+    }));
   gauge(registry, 'mqtt_connected', {
     help: '1 while the MQTT connection is up and every topic is subscribed',
     collect() {
@@ -54,25 +63,47 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
     help: 'Devices by state',
     labelNames: ['state'],
     async collect() {
-      const summary = await app.devices.store.summary();
+      const { byState } = await summary();
       this.reset();
       // a state is any string a payload sends: the most common get a series each, the rest are
       // counted in devices_in_other_states
-      for (const [state, n] of commonStates(summary.byState).common) this.set({ state }, n);
+      for (const [state, n] of commonStates(byState).common) this.set({ state }, n);
     },
   });
   gauge(registry, 'devices_in_other_states', {
     help: `Devices in states beyond the ${MAX_STATE_SERIES} most common (wiihey_bridge_devices has a series for each of those)`,
     async collect() {
-      this.set(commonStates((await app.devices.store.summary()).byState).rest);
+      this.set(commonStates((await summary()).byState).rest);
     },
   });
   gauge(registry, 'devices_silent', {
     help: 'Devices that sent nothing for SILENCE_AFTER_SECONDS',
     async collect() {
-      this.set((await app.devices.store.summary()).silent);
+      this.set((await summary()).silent);
     },
   });
+  gauge(registry, 'alarms_active', {
+    help: 'Active alarms by type and severity (SPEC §12; every pair, 0 included)',
+    labelNames: ['type', 'severity'],
+    async collect() {
+      const { bySeverity } = (await summary()).alarms;
+      for (const type of ALARM_TYPES) for (const severity of SEVERITIES) this.set({ type, severity }, bySeverity[type]?.[severity] ?? 0);
+    },
+  });
+  gauge(registry, 'alarms_unacknowledged', {
+    help: 'Alarms not acknowledged yet, active or cleared',
+    async collect() {
+      this.set((await summary()).alarms.unacknowledged);
+    },
+  });
+  // counted as they pass on the event stream (onReady below: a Map lookup per alarm event); every pair from 0
+  const transitions = new Map<string, number>(ALARM_TYPES.flatMap((type) => ALARM_TRANSITIONS.map((transition) => [`${type} ${transition}`, 0] as const)));
+  counter(registry, 'alarm_transitions_total', 'Alarm transitions since start, by type and transition (raised, escalated, acknowledged, cleared)', ['type', 'transition'], () =>
+    [...transitions].map(([key, n]) => {
+      const [type, transition] = key.split(' ') as [AlarmType, AlarmTransition];
+      return [{ type, transition }, n];
+    }),
+  );
   gauge(registry, 'stream_clients', {
     help: 'Open live connections by kind: ws (/ws), sse (/events), graphql (graphql-ws)',
     labelNames: ['kind'],
@@ -106,12 +137,25 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
-  // after every listener of the one event stream: the streams have written the event
+  let unsubscribe: (() => void) | null = null;
   app.addHook('onReady', async () => {
+    // after every listener of the one event stream: the streams have written the event
     app.devices.events.afterListeners((events) => {
       const now = app.devices.clock.now();
       for (const event of events) if (event.kind === 'update') latency.observe((now - Date.parse(event.device.receivedAt)) / 1000);
     });
+    // SPEC §12: alarm transitions, counted as they pass
+    unsubscribe = app.devices.events.subscribeBatches((events) => {
+      for (const event of events) {
+        if (event.kind !== 'alarm') continue;
+        const key = `${event.alarm.type} ${event.transition}`;
+        const n = transitions.get(key);
+        if (n !== undefined) transitions.set(key, n + 1);
+      }
+    });
+  });
+  app.addHook('onClose', async () => {
+    unsubscribe?.();
   });
 
   const duration = new Histogram({

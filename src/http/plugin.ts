@@ -8,6 +8,7 @@ import { addComponentSchemas, type OpenApiDocument } from '../openapi.js';
 import { operationRoutes } from './operations.js';
 import { geoJsonRoutes } from './geojson.js';
 import { registryRoutes } from './registry.js';
+import { alarmRoutes } from './alarms.js';
 
 async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument; registry: { importMaxBytes: number } }): Promise<void> {
   const { doc } = opts;
@@ -42,6 +43,7 @@ async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument; re
   await app.register(deviceRoutes, { doc });
   await app.register(operationRoutes, { doc });
   await app.register(registryRoutes, { doc, registry: opts.registry });
+  await app.register(alarmRoutes, { doc });
   await app.register(geoJsonRoutes, { doc });
 }
 

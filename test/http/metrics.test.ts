@@ -112,3 +112,47 @@ t.test('two apps in one process keep their own metrics', async (t) => {
   t.equal(parse((await a.inject('/metrics')).body).get(series), 3);
   t.equal(parse((await b.inject('/metrics')).body).get(series), undefined);
 });
+
+t.test('alarms: active by type and severity (every pair, 0 included), unacknowledged, transitions counted', async (t) => {
+  const app = await buildTestApp(t, testConfig(), { connectMqtt: false });
+  await app.ready();
+  const scrape = async () => parse((await app.inject('/metrics')).body);
+  const active = (type: string, severity: string) => `wiihey_bridge_alarms_active{type="${type}",severity="${severity}"}`;
+  const transitions = (type: string, transition: string) => `wiihey_bridge_alarm_transitions_total{type="${type}",transition="${transition}"}`;
+
+  const empty = await scrape();
+  for (const type of ['cover_open', 'battery_low', 'silent']) {
+    for (const severity of ['warning', 'major', 'critical']) t.equal(empty.get(active(type, severity)), 0, `${type} ${severity} from the start`);
+    for (const transition of ['raised', 'escalated', 'acknowledged', 'cleared']) t.equal(empty.get(transitions(type, transition)), 0);
+  }
+  t.equal(empty.get('wiihey_bridge_alarms_unacknowledged'), 0);
+
+  const T = 1_700_000_000;
+  await app.devices.accept(record({ deviceId: 'o1', state: 'open', timestamp: T }), Date.now()); // cover_open major
+  await app.devices.accept(record({ deviceId: 'o2', state: 'open', batteryLevel: 1500, timestamp: T }), Date.now()); // + battery_low warning
+  await app.devices.accept(record({ deviceId: 'o2', state: 'open', batteryLevel: 500, timestamp: T + 1 }), Date.now()); // escalated to critical
+  await app.devices.accept(record({ deviceId: 'x1', state: 'offline', timestamp: T }), Date.now()); // silent major
+  await app.devices.accept(record({ deviceId: 'o1', state: 'close', timestamp: T + 2 }), Date.now()); // cover_open cleared
+  const silent = (await app.inject('/alarms?type=silent')).json().items[0].alarmId as string;
+  await app.inject({ method: 'POST', url: `/alarms/${silent}/ack` });
+  await app.inject({ method: 'POST', url: `/alarms/${silent}/clear` });
+  app.devices.events.flush();
+
+  const m = await scrape();
+  t.equal(m.get(active('cover_open', 'major')), 1, 'o2');
+  t.equal(m.get(active('battery_low', 'critical')), 1);
+  t.equal(m.get(active('battery_low', 'warning')), 0, 'escalated away');
+  t.equal(m.get(active('silent', 'major')), 0, 'cleared by hand');
+  t.equal(m.get('wiihey_bridge_alarms_unacknowledged'), 3, 'o1 cover_open (cleared), o2 cover_open and battery_low');
+  t.equal(m.get(transitions('cover_open', 'raised')), 2);
+  t.equal(m.get(transitions('cover_open', 'cleared')), 1);
+  t.equal(m.get(transitions('battery_low', 'raised')), 1);
+  t.equal(m.get(transitions('battery_low', 'escalated')), 1);
+  t.equal(m.get(transitions('silent', 'raised')), 1);
+  t.equal(m.get(transitions('silent', 'acknowledged')), 1);
+  t.equal(m.get(transitions('silent', 'cleared')), 1);
+  t.equal([...m.keys()].filter((k) => k.startsWith('wiihey_bridge_alarms_active{')).length, 9, 'three types by three severities');
+  t.notOk([...m.keys()].some((k) => k.includes('o1') || k.includes(silent)), 'no series per device or alarm');
+  await app.close();
+  t.equal(app.devices.events.listenerCount, 0, 'the counter let go of the event stream');
+});

@@ -42,6 +42,11 @@ t.test('responses match the documented schemas', async (t) => {
   await app.devices.accept(record({ deviceId: 'a', timestamp: 1, state: 'old' }), Date.now());
   await app.devices.setMeta({ deviceId: 'a', name: 'A', address: null, latitude: -1.5, longitude: 2.5, zone: 'z', tags: ['t'] });
   await app.devices.setMeta({ deviceId: 'never', name: null, address: null, latitude: 1, longitude: 2, zone: null, tags: [] });
+  // alarms of every type, one with a registry entry as meta, one acknowledged and one cleared
+  await app.devices.accept(record({ deviceId: 'a', state: 'open', batteryLevel: 500, timestamp: 1_700_000_100 }), Date.now());
+  await app.devices.accept(record({ deviceId: 'b', state: 'offline' }), Date.now());
+  const alarms = (await app.inject('/alarms')).json().items as { alarmId: string; type: string }[];
+  const alarmOf = (type: string): string => alarms.find((x) => x.type === type)!.alarmId;
   const cases: [string, number, string][] = [
     ['/registry', 200, 'RegistryList'],
     ['/registry/a', 200, 'RegistryEntry'],
@@ -53,11 +58,37 @@ t.test('responses match the documented schemas', async (t) => {
     ['/devices/a', 200, 'Device'],
     ['/devices/zz', 404, 'Error'],
     ['/devices/a/history', 200, 'History'],
+    ['/alarms', 200, 'AlarmList'],
+    ['/alarms?limit=1', 200, 'AlarmList'],
+    ['/alarms?type=flood', 400, 'Error'],
+    ['/alarms?cursor=x', 400, 'Error'],
+    [`/alarms/${alarmOf('cover_open')}`, 200, 'Alarm'],
+    ['/alarms/zz', 404, 'Error'],
+    ['/devices/a/alarms', 200, 'DeviceAlarms'],
+    ['/devices/zz/alarms', 404, 'Error'],
     ['/stats', 200, 'Stats'],
     ['/rejections', 200, 'Rejections'],
     ['/healthz', 200, 'Health'],
     ['/readyz', 503, 'Readiness'],
   ];
+  const writes: [string, unknown, number, string][] = [
+    [`/alarms/${alarmOf('battery_low')}/ack`, { note: 'n' }, 200, 'Alarm'],
+    [`/alarms/${alarmOf('silent')}/clear`, undefined, 200, 'Alarm'],
+    [`/alarms/${alarmOf('battery_low')}/ack`, { note: 'n'.repeat(1001) }, 400, 'Error'],
+    ['/alarms/zz/ack', {}, 404, 'Error'],
+    ['/alarms/zz/clear', undefined, 404, 'Error'],
+  ];
+  for (const [url, payload, status, schema] of writes) {
+    const res = await app.inject({ method: 'POST', url, ...(payload === undefined ? {} : { payload: payload as object }) });
+    t.equal(res.statusCode, status, `POST ${url}`);
+    const validate = ajv.getSchema(`openapi.json#/components/schemas/${schema}`)!;
+    t.ok(validate(res.json()), `POST ${url} is a ${schema}`, { errors: validate.errors });
+  }
+  const form = await app.inject({ method: 'POST', url: '/alarms/zz/ack', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+  t.equal(form.statusCode, 415);
+  t.ok(ajv.getSchema('openapi.json#/components/schemas/Error')!(form.json()), 'a 415 is an Error');
+  // after the writes: the /stats and /alarms shapes with acknowledged and cleared alarms
+  cases.push(['/stats', 200, 'Stats'], ['/alarms?status=cleared', 200, 'AlarmList'], ['/devices/b/alarms', 200, 'DeviceAlarms']);
   for (const [url, status, schema] of cases) {
     const res = await app.inject(url);
     t.equal(res.statusCode, status, url);
