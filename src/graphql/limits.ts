@@ -33,6 +33,9 @@ import { REGISTRY_LIMITS } from '../devices/registry.js';
 /** `limit` arguments are clamped to this (resolvers clamp the same way). */
 export const MAX_LIMIT = 1000;
 
+/** Device.alarms answers at most this many, newest first (alarms.ts), and is counted so (listSizes). */
+export const DEVICE_ALARMS = 100;
+
 export function clampLimit(limit: number | null | undefined, fallback: number): number {
   return Math.min(MAX_LIMIT, Math.max(1, Math.floor(limit ?? fallback)));
 }
@@ -269,8 +272,9 @@ const sizesOf = new WeakMap<GraphQLSchema, ListSizes>();
  * `args` the most arguments of any field. Where they are every type once (`types`), a list counts
  * its average, so that `types { fields { args } }` counts every field and argument of the schema
  * once, as the answer has them: that keeps GraphiQL's introspection query at a few thousand fields.
- * `DeviceConnection.items` and `RegistryConnection.items` hold one page: the `limit` of `devices`
- * and `registry`. `RegistryEntry.tags` holds at most the tags an entry may have (SPEC §11: 32).
+ * `DeviceConnection.items`, `RegistryConnection.items` and `AlarmConnection.items` hold one page:
+ * the `limit` of `devices`, `registry` and `alarms`. `RegistryEntry.tags` holds at most the tags
+ * an entry may have (SPEC §11: 32); `Device.alarms` the most its resolver answers (DEVICE_ALARMS).
  */
 export function listSizes(schema: GraphQLSchema): ListSizes {
   const cached = sizesOf.get(schema);
@@ -314,7 +318,9 @@ export function listSizes(schema: GraphQLSchema): ListSizes {
     ['directives:__Directive.locations', average(counts.locations, directives.length)],
     ['DeviceConnection.items', PAGE],
     ['RegistryConnection.items', PAGE],
+    ['AlarmConnection.items', PAGE],
     ['RegistryEntry.tags', REGISTRY_LIMITS.tags],
+    ['Device.alarms', DEVICE_ALARMS],
   ]);
   sizesOf.set(schema, sizes);
   return sizes;

@@ -12,7 +12,7 @@ import { costRule, depthRule } from './limits.js';
 import { GqlConnection } from './protocol.js';
 import { BAD_REQUEST, GraphqlRunner, readRequest, requestErrors } from './run.js';
 import { SDL, resolvers, type GraphqlContext } from './schema.js';
-import { SubscriptionHub } from './subscriptions.js';
+import { SubscriptionHub, storeFieldsRule } from './subscriptions.js';
 
 // SPEC §5 GraphQL: mercurius builds the executable schema; the rest is ours: POST/GET /graphql
 // and graphql-ws subscribe messages, all taking run.ts's one way (the same bounds on every
@@ -46,7 +46,7 @@ declare module 'fastify' {
 
 async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): Promise<void> {
   const { config } = opts;
-  const rules = [depthRule(config.maxDepth), costRule({ maxItems: config.maxItems, maxFields: config.maxFields })];
+  const rules = [depthRule(config.maxDepth), costRule({ maxItems: config.maxItems, maxFields: config.maxFields }), storeFieldsRule()];
   const leaves = new WeakSet<object>();
   await app.register(mercurius, {
     schema: SDL,

@@ -6,10 +6,12 @@ import { checkEntry } from '../devices/registry.js';
 import type { RegistryEntry } from '../devices/types.js';
 import { BRG_ERR_INVALID_ENTRY } from '../errors.js';
 import { collectStats } from '../stats.js';
+import { alarmResolvers } from './alarms.js';
 import { clampLimit } from './limits.js';
 
 // The SDL lives in schema/schema.graphql; the resolvers read the store, and the mutations write
 // the registry, as REST does (http/registry.ts): the same check of the key, the same checkEntry.
+// The alarms' resolvers are in alarms.ts.
 
 export const SDL = readFileSync(new URL('../../schema/schema.graphql', import.meta.url), 'utf8');
 
@@ -76,8 +78,10 @@ const nextCursor = (lastId: string | null): string | null => (lastId === null ? 
 
 export function resolvers(app: FastifyInstance, leaves: WeakSet<object>) {
   const store = () => app.devices.store;
+  const alarms = alarmResolvers(app);
   return {
     JSON: jsonScalar(leaves),
+    Device: alarms.Device,
     Query: {
       device: async (_: unknown, args: { deviceId: string }) => (await store().get(args.deviceId)) ?? null,
       devices: async (_: unknown, args: DevicesArgs) => {
@@ -103,6 +107,7 @@ export function resolvers(app: FastifyInstance, leaves: WeakSet<object>) {
         });
         return { items: page.items.map((item) => item.entry), nextCursor: nextCursor(page.lastId), total: page.total };
       },
+      ...alarms.Query,
     },
     // SPEC §9/§11: every write is checked first (a key of API_READ_KEYS: BRG_ERR_READ_ONLY_KEY, a
     // foreign Origin: BRG_ERR_WRITE_ORIGIN_FORBIDDEN); its error code reaches `extensions` (run.ts)
@@ -118,6 +123,7 @@ export function resolvers(app: FastifyInstance, leaves: WeakSet<object>) {
         app.checkWrite(context.request);
         return app.devices.deleteMeta(args.deviceId);
       },
+      ...alarms.Mutation,
     },
   };
 }

@@ -1,11 +1,20 @@
 import {
+  GraphQLError,
+  Kind,
   execute,
+  getNamedType,
   getOperationAST,
+  isInterfaceType,
+  isObjectType,
   print,
   type DocumentNode,
   type ExecutionResult,
+  type GraphQLNamedType,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValidationRule,
 } from 'graphql';
 import { getArgumentValues } from 'graphql/execution/values.js';
 import type { DeviceEvent } from '../devices/events.js';
@@ -19,7 +28,7 @@ import { answerJson } from './answer.js';
 // Each event's answer has the byte budget of a query's (answer.ts): aliases of `device {
 // attributes }` must not turn one event into megabytes; an event over it gets an error instead.
 
-export type SubscriptionField = 'deviceUpdated' | 'stateChanged' | 'deviceSilent';
+export type SubscriptionField = 'deviceUpdated' | 'stateChanged' | 'deviceSilent' | 'alarmChanged';
 
 /** Where `next` frames go: one graphql-ws operation of one socket. */
 export interface Subscriber {
@@ -32,6 +41,8 @@ interface Group {
   field: SubscriptionField;
   deviceId: string | null;
   state: string | null;
+  /** alarmChanged's `type` argument. */
+  alarmType: string | null;
   document: DocumentNode;
   operationName: string | undefined;
   variables: Record<string, unknown> | undefined;
@@ -59,6 +70,7 @@ export class SubscriptionHub {
     deviceUpdated: new DeviceIndex(),
     stateChanged: new DeviceIndex(),
     deviceSilent: new DeviceIndex(),
+    alarmChanged: new DeviceIndex(),
   };
 
   constructor(
@@ -117,15 +129,24 @@ export class SubscriptionHub {
           const value = { seq: event.seq, kind: 'meta', device: event.device, previousState: event.device.state, changed: false };
           this.#deliver(this.#byField.deviceUpdated, event.device, value);
         }
+        return;
+      case 'alarm': {
+        // SPEC §12: every transition; the event has AlarmEvent's fields (seq, transition, alarm)
+        const type = event.alarm.type;
+        this.#byField.alarmChanged.forDevice(event.deviceId, (group) => {
+          if (group.alarmType === null || group.alarmType === type) this.#execute(group, event);
+        });
+      }
     }
   }
 
   #deliver(groups: DeviceIndex<Group>, device: Device, value: unknown): void {
-    groups.forDevice(device.deviceId, (group) => this.#execute(group, device, value));
+    groups.forDevice(device.deviceId, (group) => {
+      if (group.state === null || group.state === device.state) this.#execute(group, value);
+    });
   }
 
-  #execute(group: Group, device: Device, value: unknown): void {
-    if (group.state !== null && group.state !== device.state) return;
+  #execute(group: Group, value: unknown): void {
     let payload: string;
     try {
       const result = execute({
@@ -134,7 +155,7 @@ export class SubscriptionHub {
         rootValue: { [group.field]: value },
         operationName: group.operationName,
         variableValues: group.variables,
-      }) as ExecutionResult; // every resolver below Subscription is synchronous
+      }) as ExecutionResult; // every resolver below Subscription is synchronous (storeFieldsRule)
       payload = answerJson(result, this.options.maxResponseBytes, this.options.leaves).json;
     } catch (err) {
       this.options.onError(err);
@@ -150,16 +171,70 @@ export class SubscriptionHub {
     if (node === undefined || node.kind !== 'Field') throw new Error('a subscription selects one root field');
     const field = node.name.value as SubscriptionField;
     const definition = this.schema.getSubscriptionType()!.getFields()[field]!;
-    const args = getArgumentValues(definition, node, request.variables) as { deviceId?: string | null; state?: string | null };
+    const args = getArgumentValues(definition, node, request.variables) as { deviceId?: string | null; state?: string | null; type?: string | null };
     return {
       key,
       field,
       deviceId: args.deviceId ?? null,
       state: args.state ?? null,
+      alarmType: args.type ?? null,
       document: request.document,
       operationName: request.operationName,
       variables: request.variables,
       subscribers: new Set(),
     };
   }
+}
+
+/**
+ * Fields whose resolvers read the store. The hub computes each event's answer synchronously, once
+ * per group (a store read per event and group would put the store on the fan-out's path), so a
+ * subscription selecting one is refused when it is validated, on every transport.
+ */
+export const STORE_FIELDS: ReadonlySet<string> = new Set(['Device.alarms']);
+
+export function storeFieldsRule(): ValidationRule {
+  return (context) => ({
+    OperationDefinition(operation) {
+      if (operation.operation !== 'subscription') return;
+      const root = context.getSchema().getSubscriptionType();
+      if (!root) return;
+      const found = storeField(context, root, operation.selectionSet, new Set());
+      if (found === null) return;
+      context.reportError(
+        new GraphQLError(`${found} reads the store and is not available in subscriptions: query it`, {
+          nodes: [operation],
+          extensions: { code: 'BRG_ERR_GQL_SUBSCRIPTION_FIELD' },
+        }),
+      );
+    },
+  });
+}
+
+/** The first field of STORE_FIELDS the selection reaches (`Type.field`), or null. Each fragment is walked once. */
+function storeField(context: ValidationContext, parent: GraphQLNamedType, set: SelectionSetNode, seen: Set<string>): string | null {
+  const schema = context.getSchema();
+  for (const selection of set.selections) {
+    let found: string | null = null;
+    if (selection.kind === Kind.FIELD) {
+      if (!isObjectType(parent) && !isInterfaceType(parent)) continue;
+      const field = parent.getFields()[selection.name.value];
+      if (field === undefined) continue; // an unknown field is another rule's error
+      const key = `${parent.name}.${field.name}`;
+      if (STORE_FIELDS.has(key)) return key;
+      if (selection.selectionSet) found = storeField(context, getNamedType(field.type), selection.selectionSet, seen);
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      const type = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent;
+      if (type) found = storeField(context, type, selection.selectionSet, seen);
+    } else {
+      const name = selection.name.value;
+      const fragment = context.getFragment(name);
+      if (!fragment || seen.has(name)) continue; // the fragment's type fixes its fields: once is enough
+      seen.add(name);
+      const type = schema.getType(fragment.typeCondition.name.value);
+      if (type) found = storeField(context, type, fragment.selectionSet, seen);
+    }
+    if (found !== null) return found;
+  }
+  return null;
 }
