@@ -17,6 +17,12 @@ export const OPEN_PROBABILITY = 0.02;
 /** The chance that an open cover reports closed on its next message: it closes again about 3 messages later. */
 export const CLOSE_PROBABILITY = 0.3;
 
+/** The cover that starts open, and the one that starts with a low battery (their indexes). */
+export const DEMO_OPEN_COVER = 3;
+export const DEMO_LOW_BATTERY = 6;
+/** The open cover closes after this many messages of the fleet (20 s at the default rate): its alarm clears. */
+export const DEMO_OPEN_FOR_MESSAGES = 40;
+
 /**
  * The state a cover reports in its next (new) message: a rare open, and a short one. The fraction
  * of the fleet open at a time settles at OPEN / (OPEN + CLOSE), about 6 %.
@@ -65,6 +71,8 @@ export class Simulator {
   #timer: NodeJS.Timeout | undefined;
   #sent = 0;
   #credit = 0;
+  /** Messages until the cover that started open closes; null once it did (or without one). */
+  #demoCoverCloses: number | null;
   #done: Promise<void> | null = null;
   #finish: () => void = () => {};
 
@@ -73,6 +81,7 @@ export class Simulator {
     this.#random = options.random ?? Math.random;
     this.#topic = options.topic.replaceAll('{APP_ID}', options.appId);
     for (let i = 0; i < options.devices; i++) this.#sensors.push(this.#sensor(i));
+    this.#demoCoverCloses = options.devices > DEMO_OPEN_COVER ? DEMO_OPEN_FOR_MESSAGES : null;
   }
 
   get sent(): number {
@@ -123,16 +132,22 @@ export class Simulator {
     this.#credit += (this.#options.rate * TICK_MS) / 1000;
     while (this.#credit >= 1) {
       this.#credit--;
+      if (this.#demoCoverCloses !== null && --this.#demoCoverCloses <= 0) {
+        // SPEC §12 in the demo: the cover that started open closes, and its alarm clears
+        this.#demoCoverCloses = null;
+        if (!this.#publishNext(this.#sensors[DEMO_OPEN_COVER]!, 'close')) return;
+        continue;
+      }
       const sensor = this.#sensors[Math.floor(this.#random() * this.#sensors.length)]!;
       if (!this.#publishNext(sensor)) return;
     }
   }
 
-  /** Publishes one message; false once the count is reached. */
-  #publishNext(sensor: Sensor): boolean {
+  /** Publishes one message (a new one in `state`, when given); false once the count is reached. */
+  #publishNext(sensor: Sensor, state?: CoverState): boolean {
     const client = this.#client;
     if (client === null) return false;
-    const roll = this.#random();
+    const roll = state === undefined ? this.#random() : 1;
     let payload: string;
     if (sensor.last !== null && roll < 0.04) {
       payload = sensor.last; // a QoS 1 redelivery: the very same message again
@@ -141,7 +156,8 @@ export class Simulator {
       payload = this.#format(sensor, sensor.state === 'open' ? 'close' : 'open', sensor.timestamp - 60 - Math.floor(this.#random() * 3600));
     } else {
       // the first message reports the state the sensor starts in; later ones a change or a heartbeat
-      if (sensor.last !== null) sensor.state = nextState(sensor.state, this.#random);
+      if (state !== undefined) sensor.state = state;
+      else if (sensor.last !== null) sensor.state = nextState(sensor.state, this.#random);
       sensor.timestamp = Math.max(Math.floor(Date.now() / 1000), sensor.timestamp + 1);
       sensor.battery = Math.max(0, sensor.battery - 1 - Math.floor(this.#random() * 5));
       sensor.csq = Math.min(31, Math.max(5, sensor.csq + Math.floor(this.#random() * 5) - 2));
@@ -187,9 +203,12 @@ export class Simulator {
       id: (0x5da60000 + i).toString(16),
       imei: String(351756051500000 + i),
       iccid: String(89014103243534000000n + BigInt(i)),
-      // the fleet starts as it runs: the share open at a time that nextState() settles at
-      state: this.#random() < OPEN_PROBABILITY / (OPEN_PROBABILITY + CLOSE_PROBABILITY) ? 'open' : 'close',
-      battery: 6000 + Math.floor(this.#random() * 4000),
+      // the fleet starts as it runs: the share open at a time that nextState() settles at; and,
+      // so that the demo shows alarms within its first minute (SPEC §12), the fourth cover starts
+      // open (raised at once, cleared when it closes a few messages later) and the seventh with a
+      // battery under ALARM_BATTERY_LOW's default (20 %)
+      state: i === DEMO_OPEN_COVER || this.#random() < OPEN_PROBABILITY / (OPEN_PROBABILITY + CLOSE_PROBABILITY) ? 'open' : 'close',
+      battery: i === DEMO_LOW_BATTERY ? 1850 : 6000 + Math.floor(this.#random() * 4000),
       csq: 10 + Math.floor(this.#random() * 21),
       timestamp: 0,
       last: null,

@@ -39,6 +39,20 @@ t.test('no configuration: the demo devices appear, and a message from any MQTT c
   t.equal((await app.inject('/readyz')).statusCode, 200);
 });
 
+t.test('the demo raises and clears alarms by itself, within a minute of start (SPEC §12)', async (t) => {
+  // at 20 messages a second the fourth cover closes 2 s in (DEMO_OPEN_FOR_MESSAGES: 20 s at the default 2)
+  const app = await buildTestApp(t, testConfig({ DEMO_DEVICES: '20', DEMO_RATE: '20' }));
+  const cleared = nextEvent(app, (e) => e.kind === 'alarm' && e.transition === 'cleared' && e.deviceId === '5da60003', 'the open cover closing, its alarm cleared', 60_000);
+  const raised = nextEvent(app, (e) => e.kind === 'alarm' && e.transition === 'raised' && e.alarm.type === 'cover_open' && e.deviceId === '5da60003', 'the open cover alarm', 60_000);
+  const battery = nextEvent(app, (e) => e.kind === 'alarm' && e.alarm.type === 'battery_low' && e.deviceId === '5da60006', 'the low battery alarm', 60_000);
+  await app.ready();
+  const open = await raised;
+  t.equal(open.kind === 'alarm' && open.alarm.meta?.name !== null, true, 'with the cover registry entry');
+  await battery;
+  const done = await cleared;
+  t.equal(done.kind === 'alarm' && done.alarm.status, 'cleared');
+});
+
 t.test('DEMO_DEVICES=0: the embedded broker without the simulator', async (t) => {
   const app = await buildTestApp(t, testConfig({ DEMO_DEVICES: '0' }));
   await app.ready();
