@@ -7,16 +7,18 @@ export function wiiheyMessage(deviceId: string, state: string, timestamp: number
 
 /**
  * Publishes `count` messages over `devices` devices as fast as the broker takes them (QoS 1: a
- * window of unacknowledged messages), each a new update (the timestamp grows every round).
+ * window of unacknowledged messages), each a new update (the timestamp grows every round). Each
+ * device changes state every `changeEvery` rounds (1: every message is a state change; more: the
+ * rest are heartbeats, as a real fleet's messages mostly are).
  */
-export async function publishBurst(url: string, topic: string, qos: 0 | 1, count: number, devices: number, base = 1_700_000_000): Promise<void> {
+export async function publishBurst(url: string, topic: string, qos: 0 | 1, count: number, devices: number, base = 1_700_000_000, changeEvery = 1): Promise<void> {
   const client = await mqtt.connectAsync(url, { clientId: `bench-pub-${process.pid}-${Math.random()}`, clean: true });
   const WINDOW = 2000;
   let inFlight = 0;
   let wake: () => void = () => {};
   for (let i = 0; i < count; i++) {
     const round = Math.floor(i / devices);
-    const payload = wiiheyMessage(`d${i % devices}`, round % 2 ? 'open' : 'close', base + round);
+    const payload = wiiheyMessage(`d${i % devices}`, Math.floor(round / changeEvery) % 2 ? 'open' : 'close', base + round);
     if (qos === 0) {
       client.publish(topic, payload, { qos: 0 });
       if (i % 500 === 499) await new Promise((resolve) => setImmediate(resolve));

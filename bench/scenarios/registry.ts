@@ -1,13 +1,12 @@
-import { publishBurst } from '../lib/publish.js';
-import { startBridge, waitFor } from '../lib/procs.js';
-import { lost, median, perSecond, ratio, round } from '../lib/stats.js';
+import { ingestRun } from '../lib/ingest-run.js';
+import { startBridge } from '../lib/procs.js';
+import { median, ratio, round } from '../lib/stats.js';
 import type { Context, Scenario } from '../lib/types.js';
 
 // SPEC §10, §11: the registry costs ingest at most 5 % (the same ingest with every device
 // registered and without a registry, one run), and a 10,000-row CSV import is fast (issue 15:
 // in the benchmark, not a timed test). Import, export and re-import go through real HTTP.
 
-const TOPIC = 'iot/bench/inbox';
 const DEVICES = 1000;
 
 /** A CSV of `rows` located entries, for the devices `id(0)`, `id(1)`, ... (the bench's publisher uses d0, d1, ...). */
@@ -20,39 +19,6 @@ function registryCsv(rows: number, id: (i: number) => string = (i) => `d${i}`): 
     csv += `${id(i)},MH-${i} Marktplatz,"Ulmenallee ${i}, 10903 Berlin",${lat},${lon},zone-${i % 7},sewer|route-${i % 3}\r\n`;
   }
   return csv;
-}
-
-async function ingestRun(url: string, registered: boolean, count: number, run: number): Promise<{ rate: number; lost: number }> {
-  const bridge = await startBridge({
-    MQTT_URL: url,
-    WIIHEY_APP_ID: 'bench',
-    MQTT_QOS: '1',
-    MQTT_CLIENT_ID: `bench-registry-${registered}-${run}-${process.pid}`,
-    MQTT_CLEAN_SESSION: 'true',
-    DATA_DIR: '',
-  });
-  let accepted = 0;
-  try {
-    if (registered) {
-      const res = await fetch(`${bridge.base}/registry/import`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: registryCsv(DEVICES) });
-      if (!res.ok) throw new Error(`import: HTTP ${res.status}`);
-    }
-    const started = Date.now();
-    const publishing = publishBurst(url, TOPIC, 1, count, DEVICES);
-    await waitFor(
-      async () => {
-        accepted = ((await (await fetch(`${bridge.base}/stats`)).json()) as { messages: { accepted: number } }).messages.accepted;
-        return accepted >= count;
-      },
-      300_000,
-      'the bridge to accept every message',
-    ).catch(() => {});
-    const ms = Date.now() - started;
-    await publishing;
-    return { rate: accepted >= count ? perSecond(count, ms) : Number.NaN, lost: lost(count, accepted) };
-  } finally {
-    await bridge.stop();
-  }
 }
 
 async function importRun(ctx: Context, rows: number): Promise<{ importMs: number; exportMs: number; roundTrip: boolean }> {
@@ -87,7 +53,12 @@ export const registry: Scenario = {
       // alternated within each run, each on a fresh broker, so that drift of the machine hits both
       for (const registered of run % 2 === 0 ? [false, true] : [true, false]) {
         const broker = await ctx.broker();
-        const got = await ingestRun(broker.url, registered, count, run);
+        const env = { MQTT_CLIENT_ID: `bench-registry-${registered}-${run}-${process.pid}` };
+        const got = await ingestRun(broker.url, env, count, DEVICES, async (base) => {
+          if (!registered) return;
+          const res = await fetch(`${base}/registry/import`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: registryCsv(DEVICES) });
+          if (!res.ok) throw new Error(`import: HTTP ${res.status}`);
+        });
         (registered ? rates.with : rates.without).push(got.rate);
         lostTotal += got.lost;
         await broker.stop();
