@@ -43,9 +43,10 @@ export function alarmResolvers(app: FastifyInstance) {
     },
     Device: {
       // a store read per device: refused in subscriptions (subscriptions.ts storeFieldsRule), and
-      // counted as a list of DEVICE_ALARMS by the cost rule
-      alarms: async (device: Device, args: { status?: Alarm['status'] | null }) =>
-        (await store().listAlarms({ deviceId: device.deviceId, status: args.status ?? undefined, limit: DEVICE_ALARMS })).items,
+      // counted by its limit by the cost rule (10 by default: a page of devices with their alarms
+      // stays within GRAPHQL_MAX_ITEMS), DEVICE_ALARMS at most
+      alarms: async (device: Device, args: { status?: Alarm['status'] | null; limit?: number | null }) =>
+        (await store().listAlarms({ deviceId: device.deviceId, status: args.status ?? undefined, limit: Math.min(DEVICE_ALARMS, clampLimit(args.limit, 10)) })).items,
     },
     // SPEC §9/§12: writes; the key is checked first (a read key learns nothing of the alarm or the note)
     Mutation: {
