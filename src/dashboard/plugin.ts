@@ -32,7 +32,7 @@ const TYPES: Record<string, string> = {
 };
 
 /** The files the page loads, by name under /dashboard/ (tsconfig.json there is for the type check only). */
-export const DASHBOARD_ASSETS = ['app.js', 'detail.js', 'dom.js', 'live.js', 'map.js', 'model.js', 'table.js', 'unseen.js', 'dashboard.css', 'favicon.svg'] as const;
+export const DASHBOARD_ASSETS = ['alarm-list.js', 'alarms.js', 'app.js', 'detail.js', 'dom.js', 'live.js', 'map.js', 'model.js', 'table.js', 'unseen.js', 'dashboard.css', 'favicon.svg'] as const;
 
 /**
  * The files of Leaflet and Leaflet.markercluster the page loads, under /dashboard/vendor/: the

@@ -65,6 +65,79 @@ async function open(t: Test, browser: NonNullable<Awaited<ReturnType<typeof laun
   return watched;
 }
 
+/**
+ * Waits until the page's layout has come to rest, so that what a test then measures or points at
+ * stays where it is: the alarm panel above the map lists every alarm the bridge holds (it grows with
+ * them, and with its "No active alarm" line, and shifts the whole map down), the markers carry the
+ * rings of their devices' alarms, the list of registered devices never seen has been read (after it,
+ * the map fits its view one last time and then keeps it), and the map and its markers stand still on
+ * screen for a few animation frames.
+ */
+async function settled(page: Page, app: FastifyInstance): Promise<void> {
+  const [active, cleared] = await Promise.all([
+    app.devices.store.listAlarms({ status: 'active', limit: 1000 }),
+    app.devices.store.listAlarms({ status: 'cleared', acknowledged: false, limit: 1000 }),
+  ]);
+  const listed = [...active.items, ...cleared.items].map((a) => a.alarmId).sort();
+  const alarmed = [...new Set(active.items.map((a) => a.deviceId))];
+  await page.waitForFunction(
+    ({ listed, alarmed }) => {
+      const count = document.getElementById('alarm-count');
+      if (count?.dataset.active === undefined) return false; // the alarms are not read yet
+      const rows = [...document.querySelectorAll<HTMLElement>('#alarms li.alarm')].map((li) => li.dataset.alarmId ?? '').sort();
+      if (JSON.stringify(rows) !== JSON.stringify(listed)) return false;
+      for (const el of document.querySelectorAll<HTMLElement>('#map .leaflet-marker-icon.mk')) {
+        if (alarmed.includes(el.dataset.id ?? '') !== el.classList.contains('has-alarm')) return false;
+      }
+      return performance.getEntriesByType('resource').some((e) => e.name.includes('/registry?seen=false'));
+    },
+    { listed, alarmed },
+  );
+  const still = await page.evaluate(async () => {
+    const shot = (): string =>
+      JSON.stringify([...document.querySelectorAll('#map, #map .leaflet-marker-icon')].map((el) => {
+        const r = el.getBoundingClientRect();
+        return [r.x, r.y, r.width, r.height];
+      }));
+    let last = shot();
+    for (let frames = 0, same = 0; frames < 600; frames++) {
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+      const now = shot();
+      same = now === last ? same + 1 : 0;
+      if (same >= 3) return true;
+      last = now;
+    }
+    return false;
+  });
+  if (!still) throw new Error('the map and its markers did not come to rest');
+}
+
+/** Where the markers stand within the map's own box (not on the page, which the alarm panel can shift), in CSS pixels. */
+async function withinMap(page: Page, ...deviceIds: string[]): Promise<{ x: number; y: number }[]> {
+  return page.evaluate((ids) => {
+    const map = document.getElementById('map')?.getBoundingClientRect();
+    if (map === undefined) throw new Error('no #map');
+    return ids.map((id) => {
+      const el = document.querySelector(`#map .leaflet-marker-icon[data-id=${JSON.stringify(id)}]`);
+      if (el === null) throw new Error(`no marker of ${id}`);
+      const r = el.getBoundingClientRect();
+      return { x: r.x + r.width / 2 - map.x, y: r.y + r.height / 2 - map.y };
+    });
+  }, deviceIds);
+}
+
+/**
+ * Opens what a marker opens (its device's detail, or the popup of a device never seen) by the
+ * keyboard, as map.js and Leaflet let a focused marker do: where the marker stands on the page does
+ * not matter. For what is opened, not how (the clicks have tests of their own).
+ */
+async function activate(t: Test, page: Page, deviceId: string): Promise<void> {
+  const marker = page.locator(markerOf(deviceId));
+  await marker.focus();
+  t.ok(await marker.evaluate((el) => el === document.activeElement), `the marker of ${deviceId} has the focus`);
+  await page.keyboard.press('Enter');
+}
+
 /** The marker classes of our own vocabulary (model.js markerClass), in order. */
 async function kindOf(page: Page, deviceId: string): Promise<string> {
   const cls = (await page.locator(markerOf(deviceId)).getAttribute('class')) ?? '';
@@ -94,6 +167,8 @@ if (browser !== undefined) {
 
     const watched = await open(t, browser, app, 5);
     const { page } = watched;
+    // MH-B and MH-S are open (cover_open) and MH-S silent: the alarm panel above the map grows with them
+    await settled(page, app);
     t.equal(await kindOf(page, 'MH-A'), 'mk mk-close', 'closed');
     t.equal(await kindOf(page, 'MH-B'), 'mk mk-open', 'open');
     t.equal(await kindOf(page, 'MH-C'), 'mk mk-offline', 'offline');
@@ -105,11 +180,17 @@ if (browser !== undefined) {
     t.same(await page.locator(markerOf('MH-A')).evaluate((el) => [el.dataset.lat, el.dataset.lng]), ['52.529', '13.401']);
     t.match(await page.locator(markerOf('MH-A')).getAttribute('aria-label'), /^MH-A, Cover A, Torstraße 1: close$/, 'a name for screen readers');
 
-    // the first load fits the view to the markers
-    const box = await page.locator('#map').boundingBox();
-    for (const id of ['MH-A', 'MH-B', 'MH-C', 'MH-D', 'MH-S']) {
-      const m = await page.locator(markerOf(id)).boundingBox();
-      t.ok(box && m && m.x >= box.x && m.y >= box.y && m.x + m.width <= box.x + box.width && m.y + m.height <= box.y + box.height, `${id} is in view`);
+    // the first load fits the view to the markers (each marker's box within the map's, measured at once)
+    const boxes = await page.evaluate((ids) => {
+      const box = (el: Element | null): number[] | null => {
+        const r = el?.getBoundingClientRect();
+        return r === undefined ? null : [r.left, r.top, r.right, r.bottom];
+      };
+      return { map: box(document.getElementById('map')), markers: ids.map((id) => [id, box(document.querySelector(`#map .leaflet-marker-icon[data-id=${JSON.stringify(id)}]`))] as const) };
+    }, ['MH-A', 'MH-B', 'MH-C', 'MH-D', 'MH-S']);
+    for (const [id, m] of boxes.markers) {
+      const map = boxes.map;
+      t.ok(map && m && m[0]! >= map[0]! && m[1]! >= map[1]! && m[2]! <= map[2]! && m[3]! <= map[3]!, `${id} is in view (${JSON.stringify(m)} within ${JSON.stringify(map)})`);
     }
     // the shapes differ, not only the colours
     const shape = (id: string): Promise<string> =>
@@ -189,13 +270,21 @@ if (browser !== undefined) {
     const watched = await open(t, browser, app, 2);
     const { page } = watched;
     const marker = page.locator(markerOf('MH-M'));
-    const before = await marker.boundingBox();
+    // MH-N is open: its alarm grows the panel above the map, which moves the whole map down the page.
+    // Positions are taken within the map, once the view has settled (it keeps its place from then on).
+    await settled(page, app);
+    const [before, neighbour] = await withinMap(page, 'MH-M', 'MH-N');
 
     await register(t, app, 'MH-M', { name: 'Mover', latitude: 50.111, longitude: 8.686 });
     await page.locator(markerOf('MH-M', '[data-lat="50.111"][data-lng="8.686"]')).waitFor();
-    const after = await marker.boundingBox();
-    t.ok(before && after && (Math.abs(after.x - before.x) > 5 || Math.abs(after.y - before.y) > 5), `the marker moved on screen (${JSON.stringify(before)} → ${JSON.stringify(after)})`);
+    await settled(page, app);
+    const [after, neighbourAfter] = await withinMap(page, 'MH-M', 'MH-N');
+    t.ok(before && after && (Math.abs(after.x - before.x) > 5 || Math.abs(after.y - before.y) > 5), `the marker moved on the map (${JSON.stringify(before)} → ${JSON.stringify(after)})`);
     t.ok(after && before && after.x > before.x && after.y < before.y, 'east and north: right and up');
+    t.ok(
+      neighbour && neighbourAfter && Math.abs(neighbourAfter.x - neighbour.x) < 1 && Math.abs(neighbourAfter.y - neighbour.y) < 1,
+      `the map kept its view: the marker moved, not the map (MH-N ${JSON.stringify(neighbour)} → ${JSON.stringify(neighbourAfter)})`,
+    );
     t.equal(await kindOf(page, 'MH-M'), 'mk mk-close', 'the same look');
 
     await register(t, app, 'MH-M', { name: 'Mover' });
@@ -228,6 +317,7 @@ if (browser !== undefined) {
     await page.locator('body[data-live="live"]').waitFor();
     await page.locator(markerOf('NEW-1')).waitFor();
     await page.locator('#map-hint').waitFor();
+    await settled(page, app); // the alarm panel ("No active alarm") above the map, read after the snapshot
     // a popup and a detail need nothing from elsewhere either
     await page.locator(markerOf('MH-1')).hover();
     await page.locator('.leaflet-tooltip').waitFor();
@@ -272,6 +362,8 @@ if (browser !== undefined) {
     await register(t, app, 'NEW-X', { name: HOSTILE_NAME, address: RTL_ADDRESS, latitude: 41.392, longitude: 2.175 });
     const watched = await open(t, browser, app, 2);
     const { page } = watched;
+    // MH-X is open: its cover_open alarm grows the panel above the map, and moves the markers down the page
+    await settled(page, app);
 
     await page.locator(markerOf('MH-X')).hover();
     const tooltip = page.locator('.leaflet-tooltip');
@@ -282,7 +374,7 @@ if (browser !== undefined) {
     t.equal(await page.locator(`${rowOf('MH-X')} .col-name .zone`).textContent(), '<b>zone</b>');
     t.match(await page.locator(markerOf('MH-X')).getAttribute('aria-label'), HOSTILE_NAME, 'an attribute, not markup');
 
-    await page.locator(markerOf('NEW-X')).click();
+    await activate(t, page, 'NEW-X');
     const popup = page.locator('.leaflet-popup-content');
     await popup.waitFor();
     t.equal(await popup.locator('.mk-popup-name').textContent(), HOSTILE_NAME, 'the popup shows the name literally');
@@ -290,7 +382,7 @@ if (browser !== undefined) {
     await page.locator('.leaflet-popup-close-button').click();
     await popup.waitFor({ state: 'detached' });
 
-    await page.locator(markerOf('MH-X')).click();
+    await activate(t, page, 'MH-X');
     await page.locator('#detail').waitFor();
     t.match(await page.locator('#detail-facts').textContent(), HOSTILE_NAME, 'the detail shows it as text');
     await page.keyboard.press('Escape');
@@ -308,6 +400,7 @@ if (browser !== undefined) {
     await register(t, app, 'NEW-0', { name: 'Nowhere yet' }); // never seen, not located: no marker
     const watched = await open(t, browser, app, 2);
     const { page } = watched;
+    await settled(page, app); // the alarm panel ("No active alarm") above the map, read after the snapshot
     t.equal(await kindOf(page, 'NEW-1'), 'mk mk-unseen', 'registered, never seen');
     t.match(await page.locator(markerOf('NEW-1')).getAttribute('aria-label'), /registered, never seen/);
     t.equal(await page.locator(rowOf('NEW-1')).count(), 0, 'not in the table of reporting devices');
@@ -329,6 +422,8 @@ if (browser !== undefined) {
     await page.locator(markerOf('NEW-1', '.mk-open')).waitFor();
     t.equal(await kindOf(page, 'NEW-1'), 'mk mk-open', 'its first message makes it a device marker');
     await page.locator(rowOf('NEW-1')).waitFor();
+    // open: a cover_open alarm, a row more in the panel above the map, which moves the map down the page
+    await settled(page, app);
     await page.locator(markerOf('NEW-1')).click();
     await page.locator('#detail').waitFor();
     t.match(await page.locator('#detail-title').textContent(), /NEW-1/, 'and it opens the detail now');
@@ -383,6 +478,10 @@ if (browser !== undefined) {
     const docs = process.env.MAP_DOCS_SCREENSHOT === '1';
     // for the README's picture: an open cover among them, once the simulator opens one
     if (docs) await page.locator('#map .leaflet-marker-icon.mk-open').first().waitFor({ timeout: 60_000 });
+    // the alarms read (the panel above the map at its size), and the whole map in the picture: the
+    // panel pushes the map's lower part below a 800 px viewport, so the page scrolls down to its end
+    await page.locator('#alarm-count[data-active]').waitFor();
+    await page.locator('#map-panel').evaluate((el) => el.scrollIntoView({ block: 'end' }));
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: new URL('map.png', ARTIFACTS).pathname });
     // docs/map.png is committed: written only when asked, so that a test run leaves git clean

@@ -1,8 +1,11 @@
 // The dashboard page: holds every device by id, renders the filtered and sorted view one page at a
 // time (10,000 devices never mean 10,000 rows in the DOM) and on the map (the same filtered set,
-// located devices only), and wires the controls, the live link and the detail dialog together.
+// located devices only), and wires the controls, the live link, the detail dialog and the alarms
+// (SPEC §12: the list, the marks in the table and on the map, the count in the header) together.
 
 import { byId, fill, h } from './dom.js';
+import { AlarmPanel } from './alarm-list.js';
+import { Alarms } from './alarms.js';
 import { Detail } from './detail.js';
 import { AuthError, Live } from './live.js';
 import { FleetMap } from './map.js';
@@ -64,6 +67,8 @@ const live = new Live({
     void unseen.load((id) => devices.has(id)).then((current) => {
       if (current) changed(true);
     });
+    // what happened to the alarms while the page was away: read afresh, the frames merged over it
+    void loadAlarms();
   },
   page(list) {
     for (const d of list) {
@@ -81,11 +86,30 @@ const live = new Live({
     changed(false);
   },
   meta: applyMeta,
+  alarm(frame) {
+    if (alarms.apply(frame)) changed(false);
+  },
   status: showStatus,
   needKey: askForKey,
 });
 /** SPEC §11: devices registered and never heard from, markers of their own. */
 const unseen = new UnseenDevices((path) => live.all(path));
+/** SPEC §12: the active alarms and the cleared ones not acknowledged yet. */
+const alarms = new Alarms((path) => live.all(path));
+const alarmPanel = new AlarmPanel(alarms, {
+  post: (path, body) => live.post(path, body),
+  changed: () => changed(false),
+  metaOf: (deviceId) => devices.get(deviceId)?.meta ?? unseen.entries.get(deviceId) ?? null,
+  openDevice(deviceId) {
+    const device = devices.get(deviceId);
+    if (device === undefined) return false;
+    openedFrom = /** @type {HTMLElement | null} */ (document.activeElement);
+    detail.show(device);
+    return true;
+  },
+  refused: () => askForKey('refused'),
+  askKey: () => askForKey('write'),
+});
 const detail = new Detail(
   (path) => live.api(path),
   (err) => {
@@ -95,6 +119,16 @@ const detail = new Detail(
     }
   },
 );
+
+// ---- the alarms (SPEC §12) ------------------------------------------------------------------------
+
+/** GET /alarms, after every snapshot; a refused key asks for another. */
+async function loadAlarms() {
+  const current = await alarms.load();
+  if (!current) return;
+  if (alarms.error instanceof AuthError) askForKey('refused');
+  changed(false);
+}
 
 // ---- the registry (SPEC §11) ---------------------------------------------------------------------
 
@@ -136,6 +170,8 @@ async function loadMapSettings() {
 let renderTimer = 0;
 let renderFrame = 0;
 let lastRender = 0;
+/** The alarms' version the panel shows; -1: draw it again (the clock moved). */
+let alarmsShown = -1;
 
 /**
  * Something changed: render soon (now for the user's own actions, throttled for the stream).
@@ -166,9 +202,14 @@ function render() {
     renderSummary(summarize(all));
     renderMap(view);
   }
+  const now = Date.now();
+  if (alarmsShown !== alarms.version) {
+    alarmsShown = alarms.version;
+    alarmPanel.render(now);
+  }
   const page = pageOf(view, ui.page, ui.pageSize);
   ui.page = page.page;
-  rows.render(page.rows, Date.now());
+  rows.render(page.rows, now, (id) => alarms.ofDevice(id));
   const empty = byId('empty');
   empty.hidden = page.total > 0 || !hadSnapshot;
   if (!empty.hidden) fill(empty, devices.size === 0 ? 'No device has reported yet.' : 'No device matches these filters.');
@@ -189,7 +230,7 @@ function render() {
  */
 function renderMap(shown) {
   const unseenShown = [...unseen.entries.values()].filter((e) => matchesUnseen(e, ui.filter));
-  map.render(shown, unseenShown);
+  map.render(shown, unseenShown, (id) => alarms.ofDevice(id));
   if (unseen.loaded) map.settle(); // the first load is over: the map's first fit can be its last
   let located = unseenShown.reduce((n, e) => n + (position(e) === null ? 0 : 1), 0);
   for (const d of shown) if (position(d.meta) !== null) located++;
@@ -255,8 +296,12 @@ function renderSummary(summary) {
 
 // ---- status, banner, key form --------------------------------------------------------------------
 
+/** @type {Status} */
+let lastStatus = { state: 'connecting', attempt: 0 };
+
 /** @param {Status} status */
 function showStatus(status) {
+  lastStatus = status;
   const banner = byId('banner');
   const text = byId('status');
   document.body.dataset.live = status.state;
@@ -280,12 +325,23 @@ function showStatus(status) {
   }
 }
 
-/** @param {'missing' | 'refused'} problem */
+/**
+ * The key form: no key yet, a refused one, or (write) the operator wants one that may write
+ * (SPEC §9: a key of API_READ_KEYS reads everything and writes nothing), keeping the current one
+ * if they change their mind.
+ * @param {'missing' | 'refused' | 'write'} problem
+ */
 function askForKey(problem) {
   const auth = byId('auth');
   const error = byId('key-error');
-  fill(error, problem === 'refused' ? 'That API key was refused (401 Unauthorized). Check it and enter it again.' : '');
-  error.hidden = problem !== 'refused';
+  const texts = {
+    missing: '',
+    refused: 'That API key was refused (401 Unauthorized). Check it and enter it again.',
+    write: 'Acknowledging and clearing alarms need a key from API_KEYS: the current key may only read. Enter a key that may write.',
+  };
+  fill(error, texts[problem]);
+  error.hidden = problem === 'missing';
+  byId('key-cancel').hidden = problem !== 'write';
   auth.hidden = false;
   byId('main').hidden = true;
   byId('banner').hidden = true;
@@ -294,6 +350,13 @@ function askForKey(problem) {
   input.value = '';
   input.focus();
 }
+
+byId('key-cancel').addEventListener('click', () => {
+  byId('auth').hidden = true;
+  byId('main').hidden = false;
+  showStatus(lastStatus);
+  byId('alarms-title').focus();
+});
 
 byId('key-form').addEventListener('submit', (event) => {
   event.preventDefault();
@@ -430,6 +493,7 @@ detail.dialog.addEventListener('close', () => {
 
 // relative times ("5 min ago") move with the clock
 setInterval(() => {
+  alarmsShown = -1;
   if (renderFrame === 0) renderFrame = requestAnimationFrame(render);
 }, 15_000);
 

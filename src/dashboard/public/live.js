@@ -9,13 +9,28 @@ const PAGE_LIMIT = 1000; // the REST maximum (openapi.yaml listDevices)
 
 export class AuthError extends Error {}
 
+/** A refusal other than 401, with the status and the code of the error shape (SPEC §5), when it has one. */
+export class ApiError extends Error {
+  /**
+   * @param {string} message
+   * @param {number} status
+   * @param {string | null} code   `BRG_ERR_READ_ONLY_KEY`, say
+   */
+  constructor(message, status, code) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
 /**
  * @import { Device, RegistryEntry } from '../../devices/types.js'
+ * @import { AlarmFrame } from './alarms.js'
  * @typedef {{ type: 'snapshot', devices: Device[], total: number, truncated: boolean }} SnapshotFrame
  * @typedef {{ type: 'update' | 'silent', seq: number, device: Device, previousState?: string | null, changed?: boolean }} DeviceFrame
  * @typedef {{ type: 'meta', seq: number, deviceId: string, device: Device | null, meta: RegistryEntry | null }} MetaFrame
  *   SPEC §11: a registry entry set (meta) or deleted (null); device: null for one never heard from
- * @typedef {SnapshotFrame | DeviceFrame | MetaFrame | { type: 'error', message: string }} Frame   the /ws frames (asyncapi.yaml)
+ * @typedef {SnapshotFrame | DeviceFrame | MetaFrame | AlarmFrame | { type: 'error', message: string }} Frame   the /ws frames (asyncapi.yaml)
  * @typedef {{ items: Device[], nextCursor: string | null }} DevicePage   GET /devices
  * @typedef {{ state: 'connecting', attempt: number }
  *   | { state: 'live' }
@@ -29,6 +44,7 @@ export class AuthError extends Error {}
  * @property {(devices: Device[], done: boolean) => void} page   devices read from REST after a truncated snapshot
  * @property {(device: Device, frame: DeviceFrame) => void} device     an update or silent frame
  * @property {(frame: MetaFrame) => void} meta     a registry entry changed
+ * @property {(frame: AlarmFrame) => void} alarm     SPEC §12: an alarm raised, escalated, acknowledged or cleared
  * @property {(status: Status) => void} status
  * @property {(problem: 'missing'|'refused') => void} needKey
  */
@@ -58,6 +74,35 @@ export class Live {
     const res = await fetch(path, { headers, cache: 'no-store' });
     if (res.status === 401) throw new AuthError('unauthorized');
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+    return res.json();
+  }
+
+  /**
+   * A write (SPEC §9: it needs a key of API_KEYS): POST `body` as JSON, or nothing. Throws
+   * AuthError on 401, ApiError on any other refusal (403 BRG_ERR_READ_ONLY_KEY for a read-only key).
+   * @param {string} path
+   * @param {object} [body]
+   * @returns {Promise<any>} the JSON answer
+   */
+  async post(path, body) {
+    /** @type {Record<string, string>} */
+    const headers = { accept: 'application/json' };
+    if (this.key) headers.authorization = `Bearer ${this.key}`;
+    // no body, no content type: Fastify refuses an empty body that says it is JSON
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(path, { method: 'POST', headers, cache: 'no-store', body: body === undefined ? null : JSON.stringify(body) });
+    if (res.status === 401) throw new AuthError('unauthorized');
+    if (!res.ok) {
+      /** @type {{ code?: unknown, message?: unknown }} */
+      let error = {};
+      try {
+        error = await res.json();
+      } catch {
+        // not the error shape: the status says enough
+      }
+      const message = typeof error.message === 'string' ? error.message : `HTTP ${res.status}`;
+      throw new ApiError(message, res.status, typeof error.code === 'string' ? error.code : null);
+    }
     return res.json();
   }
 
@@ -122,6 +167,9 @@ export class Live {
         break;
       case 'meta':
         this.on.meta(frame);
+        break;
+      case 'alarm':
+        this.on.alarm(frame);
         break;
       default:
         break; // error frames answer client frames; the page sends none

@@ -1,23 +1,27 @@
 // The map beside the table (SPEC §11): one marker per located device, by state and silence in
-// colour and shape, kept in step with the page's devices on every render. Leaflet and
-// Leaflet.markercluster are the service's own copies (index.html loads them as the global L before
-// the modules run); base tiles come only from MAP_TILE_URL (GET /dashboard/map.json), and without
-// one the markers stand on a plain background: no request leaves this origin.
+// colour and shape, and a ring by the severity of its active alarms (SPEC §12: the classes has-alarm
+// alarm-<severity>, beside the state's mk-*), kept in step with the page's devices on every render.
+// Leaflet and Leaflet.markercluster are the service's own copies (index.html loads them as the
+// global L before the modules run); base tiles come only from MAP_TILE_URL (GET /dashboard/map.json),
+// and without one the markers stand on a plain background: no request leaves this origin.
 //
 // Device text (ids, names, addresses, states) never meets an HTML parser: the icons are CSS
 // classes (model.js markerClass), tooltips and popups are DOM nodes built with dom.js's h().
 
 /* global L */
 import { byId, h } from './dom.js';
+import { alarmClass, alarmWords } from './alarms.js';
 import { markerClass, position } from './model.js';
 
 /**
  * @import { Device, RegistryEntry } from '../../devices/types.js'
+ * @import { DeviceAlarm } from './alarms.js'
  * @typedef {{ tileUrl: string | null, tileAttribution: string | null }} MapSettings   GET /dashboard/map.json
  * @typedef {object} Pin   a marker and what it shows
  * @property {string} id
  * @property {L.Marker} marker
- * @property {string} cls   markerClass()
+ * @property {string} cls   markerClass() and alarmClass()
+ * @property {DeviceAlarm | undefined} alarm   the device's active alarms
  * @property {number} lat
  * @property {number} lng
  * @property {Device | null} device   null: registered, never heard from
@@ -92,8 +96,9 @@ export class FleetMap {
    * them: new markers appear, changed ones take their new look and place, the rest go.
    * @param {Iterable<Device>} devices
    * @param {Iterable<RegistryEntry>} unseen
+   * @param {(deviceId: string) => DeviceAlarm | undefined} [alarmOf]   a device's active alarms
    */
-  render(devices, unseen) {
+  render(devices, unseen, alarmOf = () => undefined) {
     /** @type {Set<string>} */
     const keep = new Set();
     /** @type {L.Marker[]} */
@@ -102,13 +107,13 @@ export class FleetMap {
       const at = position(device.meta);
       if (at === null || device.meta === null) continue;
       keep.add(device.deviceId);
-      this.#pin(device.deviceId, at, device, device.meta, added);
+      this.#pin(device.deviceId, at, device, device.meta, alarmOf(device.deviceId), added);
     }
     for (const entry of unseen) {
       const at = position(entry);
       if (at === null || keep.has(entry.deviceId)) continue;
       keep.add(entry.deviceId);
-      this.#pin(entry.deviceId, at, null, entry, added);
+      this.#pin(entry.deviceId, at, null, entry, undefined, added);
     }
     /** @type {L.Marker[]} */
     const removed = [];
@@ -142,14 +147,17 @@ export class FleetMap {
    * @param {[number, number]} at
    * @param {Device | null} device
    * @param {RegistryEntry} entry
+   * @param {DeviceAlarm | undefined} alarm
    * @param {L.Marker[]} added
    */
-  #pin(id, at, device, entry, added) {
-    const cls = markerClass(device);
+  #pin(id, at, device, entry, alarm, added) {
+    const alarmed = alarmClass(alarm);
+    const cls = alarmed === '' ? markerClass(device) : `${markerClass(device)} ${alarmed}`;
     let pin = this.pins.get(id);
     if (pin === undefined) {
       const marker = L.marker(at, { icon: this.#icon(cls), keyboard: true, riseOnHover: true });
-      const made = { id, marker, cls, lat: at[0], lng: at[1], device, entry };
+      /** @type {Pin} */
+      const made = { id, marker, cls, alarm, lat: at[0], lng: at[1], device, entry };
       pin = made;
       marker.on('add', () => this.#tag(made));
       const openDetail = () => {
@@ -166,10 +174,12 @@ export class FleetMap {
       added.push(marker);
       return;
     }
-    if (pin.device === device && pin.entry === entry) return;
+    const words = alarm === undefined ? '' : alarmWords(alarm);
+    if (pin.device === device && pin.entry === entry && pin.cls === cls && (pin.alarm === undefined ? '' : alarmWords(pin.alarm)) === words) return;
     const wasUnseen = pin.device === null;
     pin.device = device;
     pin.entry = entry;
+    pin.alarm = alarm;
     if (wasUnseen !== (device === null)) {
       // a registered device that reports for the first time opens the detail from now on
       if (device === null) pin.marker.bindPopup(() => popup(/** @type {Pin} */ (pin)), POPUP);
@@ -221,11 +231,12 @@ export class FleetMap {
       iconCreateFunction: (cluster) => {
         const markers = cluster.getAllChildMarkers();
         const open = markers.some((m) => /\bmk-open\b/.test(String(m.options.icon?.options.className)));
+        const alarmed = markers.some((m) => /\bhas-alarm\b/.test(String(m.options.icon?.options.className)));
         const n = cluster.getChildCount();
         const size = n < 10 ? 'small' : n < 100 ? 'medium' : 'large';
         return L.divIcon({
           html: h('div', null, h('span', null, n.toLocaleString())),
-          className: `marker-cluster marker-cluster-${size}${open ? ' mk-cluster-open' : ''}`,
+          className: `marker-cluster marker-cluster-${size}${open ? ' mk-cluster-open' : ''}${alarmed ? ' cluster-alarm' : ''}`,
           iconSize: [40, 40],
         });
       },
@@ -280,7 +291,8 @@ function overlay(el, position) {
 function label(pin) {
   const name = [pin.id, pin.entry.name, pin.entry.address].filter(Boolean).join(', ');
   if (pin.device === null) return `${name}: registered, never seen`;
-  return `${name}: ${pin.device.state}${pin.device.silent ? ', silent' : ''}`;
+  const alarm = pin.alarm === undefined ? '' : `. ${alarmWords(pin.alarm)}`;
+  return `${name}: ${pin.device.state}${pin.device.silent ? ', silent' : ''}${alarm}`;
 }
 
 /**
@@ -296,6 +308,7 @@ function tooltip(pin) {
     entry.name !== null ? h('span', { class: 'mk-tip-id mono' }, pin.id) : null,
     entry.address !== null ? h('span', { class: 'mk-tip-address' }, entry.address) : null,
     h('span', { class: 'mk-tip-state' }, device === null ? 'registered, never seen' : `${device.state}${device.silent ? ' · silent' : ''}`),
+    pin.alarm === undefined ? null : h('span', { class: 'mk-tip-alarm' }, alarmWords(pin.alarm)),
   );
 }
 

@@ -1,15 +1,19 @@
 // The fleet table's rows: one <tr> per device of the current page, kept by deviceId and updated in
-// place, so that a row flashes when its device changes and keeps focus across live updates.
+// place, so that a row flashes when its device changes and keeps focus across live updates. A
+// device with an active alarm (SPEC §12) carries a mark beside its state: a shape by severity, its
+// colour, and its words for screen readers and on hover.
 
 import { h, s, exactTime } from './dom.js';
+import { alarmClass, alarmWords, severityClass } from './alarms.js';
 import { batteryPercent, isLowBattery, LOW_BATTERY_PERCENT, relativeTime, signal, stateClass } from './model.js';
 
 const FLASH_MS = 1600;
 
 /**
  * @import { Device } from '../../devices/types.js'
+ * @import { DeviceAlarm } from './alarms.js'
  * @typedef {{ id: HTMLElement, name: HTMLElement, state: HTMLElement, battery: HTMLElement, signal: HTMLElement, seen: HTMLElement, changed: HTMLElement }} Cells
- * @typedef {HTMLTableRowElement & { cells_: Cells, device_?: Device, flashedAt_?: number, flashTimer_?: number }} DeviceRow
+ * @typedef {HTMLTableRowElement & { cells_: Cells, device_?: Device, alarm_?: string, flashedAt_?: number, flashTimer_?: number }} DeviceRow
  *   a row keeps its cells, the device it shows and its flash on itself
  */
 
@@ -38,8 +42,9 @@ export class FleetRows {
    * Shows `devices` (one page) in order.
    * @param {Device[]} devices
    * @param {number} now
+   * @param {(deviceId: string) => DeviceAlarm | undefined} [alarmOf]   a device's active alarms
    */
-  render(devices, now) {
+  render(devices, now, alarmOf = () => undefined) {
     for (const [id, at] of this.flashes) if (now - at > FLASH_MS) this.flashes.delete(id);
     /** @type {Set<string>} */
     const keep = new Set();
@@ -51,7 +56,7 @@ export class FleetRows {
         tr = this.#row(device.deviceId);
         this.rows.set(device.deviceId, tr);
       }
-      this.#update(tr, device, now);
+      this.#update(tr, device, now, alarmOf(device.deviceId));
       if (this.tbody.children[i] !== tr) this.tbody.insertBefore(tr, this.tbody.children[i] ?? null);
       i++;
     }
@@ -93,15 +98,20 @@ export class FleetRows {
    * @param {DeviceRow} tr
    * @param {Device} d
    * @param {number} now
+   * @param {DeviceAlarm | undefined} alarm
    */
-  #update(tr, d, now) {
+  #update(tr, d, now, alarm) {
     const c = tr.cells_;
-    if (tr.device_ !== d) {
+    const alarmKey = alarm === undefined ? '' : alarmWords(alarm);
+    if (tr.device_ !== d || tr.alarm_ !== alarmKey) {
       tr.device_ = d;
+      tr.alarm_ = alarmKey;
       tr.classList.toggle('silent', d.silent);
       tr.classList.toggle('low', isLowBattery(d));
+      for (const cls of [...tr.classList]) if (cls === 'has-alarm' || cls.startsWith('alarm-')) tr.classList.remove(cls);
+      if (alarm !== undefined) tr.classList.add(...alarmClass(alarm).split(' '));
       c.name.replaceChildren(...nameCell(d));
-      c.state.replaceChildren(h('span', { class: `badge ${stateClass(d.state)}` }, d.state));
+      c.state.replaceChildren(h('span', { class: `badge ${stateClass(d.state)}` }, d.state), ...(alarm === undefined ? [] : [' ', alarmMark(alarm, alarmKey)]));
       c.battery.replaceChildren(...battery(d.batteryLevel));
       c.signal.replaceChildren(bars(d.csq));
     }
@@ -120,6 +130,17 @@ export class FleetRows {
       tr.flashTimer_ = setTimeout(() => tr.classList.remove('flash'), FLASH_MS);
     }
   }
+}
+
+/**
+ * A device's alarm mark: an image by its role, named by its words (the shape and the colour come
+ * from its severity's class).
+ * @param {DeviceAlarm} alarm
+ * @param {string} words   alarmWords(alarm)
+ */
+function alarmMark(alarm, words) {
+  const count = alarm.alarms.length > 1 ? h('span', { class: 'alarm-n', 'aria-hidden': 'true' }, alarm.alarms.length) : null;
+  return h('span', { class: `alarm-mark ${severityClass(alarm.severity)}`, role: 'img', 'aria-label': words, title: words }, count);
 }
 
 /**
