@@ -12,6 +12,7 @@ import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
 import { registry } from './scenarios/registry.js';
 import { alarms } from './scenarios/alarms.js';
+import { storeBatch } from './scenarios/store-batch.js';
 import { rest } from './scenarios/rest.js';
 import { restart } from './scenarios/restart.js';
 import { stalled } from './scenarios/stalled.js';
@@ -20,7 +21,7 @@ import { stalled } from './scenarios/stalled.js';
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest, ingestClients, rest, latency, fanout, memory, restart, stalled, registry, alarms];
+const SCENARIOS: Scenario[] = [ingest, ingestClients, rest, latency, fanout, memory, restart, stalled, registry, alarms, storeBatch];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

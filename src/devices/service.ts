@@ -63,6 +63,22 @@ export class DeviceService {
   /** Resolves once the record's effect is stored and its event published. */
   async accept(record: DeviceRecord, receivedAtMs: number): Promise<StoreOutcome> {
     const outcome = await this.store.apply(record, new Date(receivedAtMs).toISOString());
+    this.#accepted(outcome);
+    return outcome;
+  }
+
+  /**
+   * SPEC §7 (issue 17): several records in one write, all or nothing; resolves once all are
+   * stored and their events published, in order. Throws, storing nothing, when the write fails.
+   */
+  async acceptBatch(items: readonly { record: DeviceRecord; receivedAtMs: number }[]): Promise<StoreOutcome[]> {
+    const outcomes = await this.store.applyBatch(items.map((i) => ({ record: i.record, receivedAt: new Date(i.receivedAtMs).toISOString() })));
+    for (const outcome of outcomes) this.#accepted(outcome);
+    return outcomes;
+  }
+
+  /** Counts an outcome and publishes its events. */
+  #accepted(outcome: StoreOutcome): void {
     switch (outcome.kind) {
       case 'update':
         this.counts.accepted++;
@@ -76,7 +92,6 @@ export class DeviceService {
         this.counts.late++;
         break;
     }
-    return outcome;
   }
 
   /**

@@ -10,6 +10,12 @@ import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from './types.
 /** An update's event, then the alarm transitions it caused (SPEC §12), each with the next seq. */
 export type StoreOutcome = { kind: 'update'; event: UpdateEvent; alarms: AlarmEvent[] } | { kind: 'duplicate' } | { kind: 'late' };
 
+/** One message of a batch: the record and when it arrived (the bridge's clock, ISO 8601). */
+export interface BatchItem {
+  record: DeviceRecord;
+  receivedAt: string;
+}
+
 export interface ListQuery {
   state?: string | undefined;
   silent?: boolean | undefined;
@@ -123,6 +129,12 @@ export interface DeviceStore extends Outbox {
   lastSeq(): Promise<number>;
   /** Applies SPEC §4 to one message atomically; an update gets the next seq. */
   apply(record: DeviceRecord, receivedAt: string): Promise<StoreOutcome>;
+  /**
+   * SPEC §7 (issue 17): applies messages in order, all or nothing, in one write (one SQLite
+   * transaction): the outcomes in order, as apply() one by one would give them, or a throw and no
+   * effect at all. Two messages of one device in a batch behave as one after the other.
+   */
+  applyBatch(items: readonly BatchItem[]): Promise<StoreOutcome[]>;
   get(deviceId: string): Promise<Device | undefined>;
   list(query: ListQuery): Promise<DevicePage>;
   /** Newest first; undefined for an unknown device. */

@@ -1,4 +1,5 @@
 import type { Test } from 'tap';
+import fc from 'fast-check';
 import type { DeviceEvent } from '../../src/devices/events.js';
 import type { DeviceStore, StoreOutcome } from '../../src/devices/store.js';
 import { record } from '../helpers/records.js';
@@ -235,9 +236,50 @@ export function storeContract(t: Test, name: string, openWithAlarms: OpenStore, 
     },
   );
 
+  t.test(`${name} store: a batch gives what the same messages one by one give (issue 17)`, async (t) => {
+    const messages = fc.array(
+      fc.record({
+        deviceId: fc.constantFrom('a', 'b', 'c'),
+        state: fc.constantFrom('open', 'close', 'offline'),
+        timestamp: fc.integer({ min: 100, max: 110 }),
+        batteryLevel: fc.constantFrom(900, 1900, 2600, 9000),
+      }),
+      { maxLength: 25 },
+    );
+    const sizes = fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 10 });
+    await fc.assert(
+      fc.asyncProperty(messages, sizes, async (ms, cuts) => {
+        const records = ms.map((m) => record(m));
+        const single = await openWithAlarms(t, { historyLimit: 5 });
+        const batched = await openWithAlarms(t, { historyLimit: 5 });
+        const one: unknown[] = [];
+        for (const r of records) one.push(facts(await single.apply(r, AT)));
+        const many: unknown[] = [];
+        for (let i = 0, c = 0; i < records.length; i += cuts[c++ % cuts.length]!) {
+          const batch = records.slice(i, i + cuts[c % cuts.length]!);
+          many.push(...(await batched.applyBatch(batch.map((r) => ({ record: r, receivedAt: AT })))).map(facts));
+        }
+        t.same(many, one);
+        t.same(await batched.summary(), await single.summary());
+        t.same((await batched.list({ limit: 10 })).items, (await single.list({ limit: 10 })).items);
+        t.same(await batched.history('a', 10), await single.history('a', 10));
+        await single.close();
+        await batched.close();
+      }),
+      { numRuns: 40 },
+    );
+    t.same(await (await open(t, { historyLimit: 5 })).applyBatch([]), [], 'an empty batch is nothing');
+  });
+
   outboxContract(t, name, open, options);
   registryContract(t, name, open, options);
   alarmContract(t, name, openWithAlarms, options);
+}
+
+/** What an outcome says, events without their cached wire forms. */
+function facts(o: StoreOutcome): unknown {
+  if (o.kind !== 'update') return o;
+  return { kind: o.kind, event: eventFacts(o.event), alarms: o.alarms.map((a) => ({ seq: a.seq, transition: a.transition, alarm: a.alarm })) };
 }
 
 /** The summary's alarms of a store with none (alarms off). */

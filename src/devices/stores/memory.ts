@@ -22,6 +22,7 @@ import {
   type AlarmPage,
   type AlarmQuery,
   type AlarmUpdate,
+  type BatchItem,
   type DevicePage,
   type DeviceStore,
   type ListQuery,
@@ -146,6 +147,13 @@ export class MemoryStore implements DeviceStore {
     const event = alarmEvent(++this.#seq, device, transition, alarm);
     this.#enqueue(event, at);
     return event;
+  }
+
+  /** All or nothing holds trivially: nothing in apply() fails but a bug. */
+  async applyBatch(items: readonly BatchItem[]): Promise<StoreOutcome[]> {
+    const outcomes: StoreOutcome[] = [];
+    for (const item of items) outcomes.push(await this.apply(item.record, item.receivedAt));
+    return outcomes;
   }
 
   async get(deviceId: string): Promise<Device | undefined> {

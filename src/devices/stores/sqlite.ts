@@ -26,6 +26,7 @@ import {
   type AlarmPage,
   type AlarmQuery,
   type AlarmUpdate,
+  type BatchItem,
   type DevicePage,
   type DeviceStore,
   type ListQuery,
@@ -183,6 +184,7 @@ export class SqliteStore implements DeviceStore {
   >;
 
   readonly #applyTx: (record: DeviceRecord, receivedAt: string) => StoreOutcome;
+  readonly #applyBatchTx: (items: readonly BatchItem[]) => StoreOutcome[];
   readonly #silenceTx: (cutoff: number, limit: number, markedAt: string) => DeviceEvent[];
 
   constructor(options: SqliteStoreOptions) {
@@ -237,6 +239,12 @@ export class SqliteStore implements DeviceStore {
     this.#alarms = new SqliteAlarms(db, options.historyLimit);
     this.#recount();
     this.#applyTx = db.transaction((record: DeviceRecord, receivedAt: string) => this.#apply(record, receivedAt));
+    // one transaction for the batch: each message reads what the ones before it wrote
+    this.#applyBatchTx = db.transaction((items: readonly BatchItem[]) => {
+      const outcomes: StoreOutcome[] = [];
+      for (const item of items) outcomes.push(this.#apply(item.record, item.receivedAt));
+      return outcomes;
+    });
     this.#silenceTx = db.transaction((cutoff: number, limit: number, markedAt: string) => this.#markSilent(cutoff, limit, markedAt));
     this.#putEntriesTx = db.transaction((entries: readonly RegistryEntry[], keepExisting: boolean) => this.#putEntries(entries, keepExisting));
     this.#deleteEntryTx = db.transaction((deviceId: string) => this.#deleteEntry(deviceId));
@@ -268,6 +276,10 @@ export class SqliteStore implements DeviceStore {
       this.#recount(); // the transaction rolled back: so do the counters kept beside it
       throw err;
     }
+  }
+
+  async applyBatch(items: readonly BatchItem[]): Promise<StoreOutcome[]> {
+    return this.#write(() => this.#applyBatchTx(items));
   }
 
   async get(deviceId: string): Promise<Device | undefined> {

@@ -155,3 +155,26 @@ t.test('a DATA_DIR of before the registry (schema 2) is migrated: every device a
   await store.putEntries([{ deviceId: 'old', name: 'n', address: null, latitude: null, longitude: null, zone: 'z', tags: [] }]);
   t.same((await store.list({ zone: 'z', limit: 10 })).items.map((d) => d.deviceId), ['old'], 'and the zone filter finds it once it is registered');
 });
+
+t.test('a batch is one transaction: a write failing in its middle leaves nothing of it (issue 17)', async (t) => {
+  const dir = t.testdir();
+  const store = new SqliteStore(options(dir, { alarms: undefined }));
+  t.teardown(() => store.close());
+  await store.apply(record({ deviceId: 'before', state: 'open', timestamp: 10 }), AT);
+  const summary = await store.summary();
+  const seq = await store.lastSeq();
+  // a second connection adds a trigger that fails the third message's history row, as a full disk would
+  const db = new Database(join(dir, DATABASE_FILE));
+  await store.close();
+  db.exec("CREATE TRIGGER poison BEFORE INSERT ON history WHEN NEW.device_id = 'poison' BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  db.close();
+  const again = new SqliteStore(options(dir, { alarms: undefined }));
+  t.teardown(() => again.close());
+  const batch = ['x', 'y', 'poison', 'z'].map((deviceId, i) => ({ record: record({ deviceId, state: 'open', timestamp: 20 + i }), receivedAt: AT }));
+  await t.rejects(again.applyBatch(batch), /disk full/);
+  t.same(await again.summary(), summary, 'no device, no count, no alarm of the batch');
+  t.equal(await again.lastSeq(), seq, 'no seq handed out');
+  t.equal(await again.get('x'), undefined, 'not even the messages before the failing one');
+  const ok = await again.applyBatch(batch.filter((b) => b.record.deviceId !== 'poison'));
+  t.same(ok.map((o) => o.kind === 'update' && [o.event.seq, o.alarms.map((a) => a.seq)]), [[seq + 1, [seq + 2]], [seq + 3, [seq + 4]], [seq + 5, [seq + 6]]], 'the seqs go on where they were, each open with its alarm');
+});
