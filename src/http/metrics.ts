@@ -137,8 +137,16 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
+  const batchSize = new Histogram({
+    name: `${PREFIX}ingest_batch_size`,
+    help: 'Messages per ingest batch: what arrived in one event-loop turn, one store write, then their PUBACKs (SPEC §7)',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    registers: [registry],
+  });
+  const onBatch = (size: number): void => batchSize.observe(size);
   let unsubscribe: (() => void) | null = null;
   app.addHook('onReady', async () => {
+    app.ingest.on('batch', onBatch);
     // after every listener of the one event stream: the streams have written the event
     app.devices.events.afterListeners((events) => {
       const now = app.devices.clock.now();
@@ -155,6 +163,7 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
     });
   });
   app.addHook('onClose', async () => {
+    app.ingest.off('batch', onBatch);
     unsubscribe?.();
   });
 

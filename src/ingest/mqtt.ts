@@ -4,13 +4,18 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import type { FastifyBaseLogger } from 'fastify';
 import type { MqttConfig } from '../config.js';
 import type { Clock, DeviceService } from '../devices/service.js';
+import type { DeviceRecord } from '../devices/types.js';
+import { Batcher, type BatchEntry } from './batch.js';
 import { normalize, type Normalized, type NormalizeLimits } from './normalize.js';
+import { PubackHold } from './puback-hold.js';
 import { RejectionLog } from './rejections.js';
 import { topicMatcher } from '../topics.js';
 
 // SPEC §2/§6: one MQTT subscription to the WiiHey platform. QoS 1 with a persistent session,
-// and the PUBACK only once the message's effect is stored (SPEC §7): mqttjs/MQTT.js#209, the
-// handleMessage callback gates the PUBACK and the next message.
+// and the PUBACK only once the message's effect is stored (SPEC §7). MQTT.js would hand over one
+// message at a time, each gated by its PUBACK (mqttjs/MQTT.js#209); the bridge takes every message
+// at once instead, holding its PUBACK (puback-hold.ts), writes what arrived in one event-loop turn
+// as one batch (batch.ts), and then releases the batch's PUBACKs in arrival order.
 
 /** How long close() waits for the broker to take the DISCONNECT. */
 const DISCONNECT_TIMEOUT_MS = 2000;
@@ -38,12 +43,27 @@ export interface IngestOptions {
   log: FastifyBaseLogger;
 }
 
+/** At most this many messages in one write (the broker's in-flight window bounds QoS 1 well below it). */
+const MAX_BATCH = 1000;
+/** Past this many messages taken and not yet written, MQTT.js is handed no callback: the socket backs up. */
+const MAX_PENDING = 2 * MAX_BATCH;
 const STORE_RETRY_MIN_MS = 100;
 const STORE_RETRY_MAX_MS = 5_000;
 const REPEAT_ERROR_LOG_MS = 60_000;
 
-/** Emits 'status' (MqttStatus) whenever the connection state or its last error changes. */
-export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
+/** A message taken off the wire, waiting for its batch's write. */
+interface Taken extends BatchEntry {
+  readonly connection: AbortSignal;
+  /** Null for a message refused at the door: it has no write, but its PUBACK keeps its place. */
+  readonly record: DeviceRecord | null;
+  readonly receivedAtMs: number;
+}
+
+/**
+ * Emits 'status' (MqttStatus) whenever the connection state or its last error changes, and
+ * 'batch' (its size) for each batch of messages written.
+ */
+export class MqttIngest extends EventEmitter<{ status: [MqttStatus]; batch: [number] }> {
   readonly rejections: RejectionLog;
   readonly totals: MessageTotals = { received: 0, invalid: 0 };
   readonly #config: MqttConfig;
@@ -62,8 +82,21 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
   #connection = new AbortController();
   /** Aborted by close(): a store retry stops waiting (a write under way still finishes). */
   readonly #stopping = new AbortController();
-  /** The message being handled (MQTT.js hands over one at a time). */
-  #inFlight: Promise<void> = Promise.resolve();
+  #hold: PubackHold | null = null;
+  /** Set when the PUBACK hold no longer trusts MQTT.js: nothing is taken or acknowledged any more. */
+  #holdError: string | null = null;
+  readonly #batcher = new Batcher<Taken>({
+    write: (batch) => this.#write(batch),
+    maxBatch: MAX_BATCH,
+    schedule: (run) => setImmediate(run),
+    onBatch: (size) => this.emit('batch', size),
+    onDrain: () => this.#resumeTaking(),
+  });
+
+  /** QoS 1 messages of the current connection whose PUBACK is due, by packet id (the latest holder of an id acknowledges it). */
+  readonly #acks = new Map<number, Taken>();
+  /** MQTT.js's callback for the last message, held back while too much is pending. */
+  #waitingDone: (() => void) | null = null;
   #resolveSubscribed: () => void = () => {};
   #rejectSubscribed: (err: Error) => void = () => {};
   /** Settles with the first complete subscription, or rejects if closed before it. */
@@ -102,6 +135,7 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
       problems.push(`mqtt: not subscribed${this.#status.lastError ? `: ${this.#status.lastError}` : ''}`);
     }
     if (this.#storeError !== null) problems.push(`store: ${this.#storeError}`);
+    if (this.#holdError !== null) problems.push(`mqtt: acknowledgements stopped: ${this.#holdError}`);
     return problems;
   }
 
@@ -131,22 +165,8 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     );
     const client = mqtt.connect(c.url, options);
     this.#client = client;
-    client.handleMessage = (packet, done) => {
-      // closing: not taken, never acknowledged; the broker keeps it for the next session
-      if (this.#closing) return;
-      const connection = this.#connection;
-      this.#inFlight = this.#handle(packet, connection.signal).then(
-        () => {
-          // A PUBACK belongs to the connection that delivered the message: MQTT.js would queue a late
-          // one for the next connection, where the broker may have given its packet id to another
-          // message. Unacknowledged, the broker redelivers, and the duplicate rule makes that harmless.
-          if (!connection.signal.aborted && client.connected) done();
-        },
-        (err: unknown) => {
-          if (!connection.signal.aborted && !this.#closing) this.#log.error({ err }, 'message not processed; it stays unacknowledged');
-        },
-      );
-    };
+    this.#hold = new PubackHold(client, (reason) => this.#holdBroken(client, reason));
+    client.handleMessage = (packet, done) => this.#take(client, packet, done);
     client.on('connect', (connack) => {
       this.#attempt = 0;
       client.options.reconnectPeriod = c.reconnectMinMs;
@@ -165,6 +185,7 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
       // stop the work of this connection: its messages will be redelivered on the next one
       this.#connection.abort();
       this.#connection = new AbortController();
+      this.#acks.clear();
       if (this.#status.connected) this.#log.warn('MQTT connection closed');
       this.#setState(false, this.#status.lastError);
     });
@@ -174,10 +195,10 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
   async close(): Promise<void> {
     this.#closing = true;
     this.#rejectSubscribed(new Error('closed before subscribing'));
-    // the message being written is finished, and acknowledged if its connection is still up; one
+    // the messages taken are written, and acknowledged if their connection is still up; a batch
     // waiting to retry a failed write gives up, unacknowledged
     this.#stopping.abort();
-    await this.#inFlight;
+    await this.#batcher.drain();
     this.#connection.abort();
     const client = this.#client;
     if (client === null) return;
@@ -200,14 +221,64 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     });
   }
 
-  async #handle(packet: IPublishPacket, signal: AbortSignal): Promise<void> {
+  /** MQTT.js's handleMessage: takes the message into the next batch and lets MQTT.js go on. */
+  #take(client: MqttClient, packet: IPublishPacket, done: (err?: Error) => void): void {
+    const hold = this.#hold;
+    // closing, or the hold broken: not taken, never acknowledged; the broker keeps it
+    if (this.#closing || hold === null || this.#holdError !== null) return;
+    const connection = this.#connection.signal;
+    const { record, receivedAtMs } = this.#normalize(packet);
+    let ack: (() => void) | null = null;
+    if (packet.qos === 1) {
+      const id = packet.messageId ?? -1;
+      const stream = client.stream;
+      ack = () => {
+        // a redelivery of an id still pending on this connection moved the PUBACK to itself: one PUBACK per id
+        if (this.#acks.get(id) !== taken) return;
+        this.#acks.delete(id);
+        hold.release(id, stream);
+      };
+    } else if (packet.qos === 2) {
+      // QoS 2 stays one at a time: MQTT.js's callback (its PUBCOMP) waits for the write
+      ack = () => {
+        if (!connection.aborted && client.connected) done();
+      };
+    }
+    const taken: Taken = { connection, record, receivedAtMs, ack };
+    if (packet.qos === 1) this.#acks.set(packet.messageId ?? -1, taken);
+    this.#batcher.add(taken);
+    if (packet.qos === 2) return;
+    const proceed = (): void => {
+      hold.take(packet, done);
+    };
+    if (this.#batcher.pending >= MAX_PENDING) this.#waitingDone = proceed;
+    else proceed();
+  }
+
+  #resumeTaking(): void {
+    const proceed = this.#waitingDone;
+    if (proceed === null || this.#batcher.pending >= MAX_PENDING) return;
+    this.#waitingDone = null;
+    proceed();
+  }
+
+  #holdBroken(client: MqttClient, reason: string): void {
+    this.#holdError = reason;
+    this.#log.error({ reason }, 'MQTT.js did not behave as the PUBACK hold expects; acknowledging nothing more');
+    // the broker redelivers what was not acknowledged to a bridge that works
+    client.stream?.destroy();
+    this.emit('status', this.status());
+  }
+
+  /** The message's record, or null when it is refused (kept for /rejections). */
+  #normalize(packet: IPublishPacket): { record: DeviceRecord | null; receivedAtMs: number } {
     const receivedAtMs = this.#clock.now();
     this.totals.received++;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (!this.#isConfigured(packet.topic)) {
       // a persistent session may still hold subscriptions of an older configuration (SPEC §9)
       this.#reject(packet.topic, 'topic_not_configured', 'not one of MQTT_TOPICS', payload, receivedAtMs);
-      return;
+      return { record: null, receivedAtMs };
     }
     let result: Normalized;
     try {
@@ -219,20 +290,36 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus] }> {
     }
     if (!result.ok) {
       this.#reject(packet.topic, result.reason, result.detail, payload, receivedAtMs);
-      return;
+      return { record: null, receivedAtMs };
     }
-    // SPEC §7: a failed write is retried, never acknowledged, so the broker never drops the message.
-    // Aborted with the connection (the broker redelivers on the next) or by close().
+    return { record: result.record, receivedAtMs };
+  }
+
+  /**
+   * Writes a batch in one store call. SPEC §7: a failed write is retried, never acknowledged, so
+   * the broker never drops the messages; given up (false) once their connection closed (the broker
+   * redelivers on the next) or by close().
+   */
+  async #write(batch: Taken[]): Promise<boolean> {
+    const items: { record: DeviceRecord; receivedAtMs: number }[] = [];
+    for (const taken of batch) if (taken.record !== null) items.push({ record: taken.record, receivedAtMs: taken.receivedAtMs });
+    const first = batch[0];
+    if (first === undefined || items.length === 0) return true;
+    const signal = AbortSignal.any([first.connection, this.#stopping.signal]);
     for (let delay = STORE_RETRY_MIN_MS; ; delay = Math.min(delay * 2, STORE_RETRY_MAX_MS)) {
       try {
-        await this.#devices.accept(result.record, receivedAtMs);
+        await this.#devices.acceptBatch(items);
         if (this.#storeError !== null) this.#log.info('store writes work again');
         this.#storeError = null;
-        return;
+        return true;
       } catch (err) {
         if (this.#storeError === null) this.#log.error({ err }, 'store write failed; retrying');
         this.#storeError = (err as Error).message;
-        await sleep(delay, undefined, { signal: AbortSignal.any([signal, this.#stopping.signal]) });
+        try {
+          await sleep(delay, undefined, { signal });
+        } catch {
+          return false;
+        }
       }
     }
   }

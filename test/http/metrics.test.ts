@@ -69,6 +69,8 @@ t.test('metrics of a bridge at work: MQTT, messages by result and reason, device
   t.equal(m.get('wiihey_bridge_event_latency_seconds_count'), 2, 'one latency per event');
   t.ok(m.get('wiihey_bridge_event_latency_seconds_sum')! >= 0);
   t.equal(m.get('wiihey_bridge_event_latency_seconds_bucket{le="+Inf"}'), 2);
+  t.equal(m.get('wiihey_bridge_ingest_batch_size_sum'), 4, 'every message taken in a batch');
+  t.ok(m.get('wiihey_bridge_ingest_batch_size_count')! >= 1);
   // routes by their pattern, never by the device id in the URL
   t.equal(m.get('wiihey_bridge_http_request_duration_seconds_count{method="GET",route="/devices/:deviceId",status_code="200"}'), 1);
   t.equal(m.get('wiihey_bridge_http_request_duration_seconds_count{method="GET",route="/devices/:deviceId",status_code="404"}'), 1);
