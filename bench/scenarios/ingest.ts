@@ -8,7 +8,8 @@ import type { Context, Result, Scenario } from '../lib/types.js';
 
 // SPEC §10: ingest, memory only (QoS 0 and 1) ≥ 0.8 of a bare subscriber; with DATA_DIR
 // (acknowledged after persist, QoS 1) ≥ 0.7. Messages per second from the first publish until
-// the bridge's /stats counts every one accepted, and zero lost.
+// the bridge's /stats counts every one accepted, and zero lost. Each run also reads the batch
+// sizes the bridge wrote (SPEC §7: one write per batch) from its /metrics histogram.
 
 const TOPIC = 'iot/bench/inbox';
 const DEVICES = 1000;
@@ -17,14 +18,42 @@ interface Variant {
   metric: string;
   qos: 0 | 1;
   durable: boolean;
+  /** SQLITE_SYNCHRONOUS, with DATA_DIR. */
+  synchronous?: 'normal' | 'full';
   goal: number;
 }
 
 const VARIANTS: Variant[] = [
   { metric: 'ingest QoS 0, memory only', qos: 0, durable: false, goal: 0.8 },
   { metric: 'ingest QoS 1, memory only', qos: 1, durable: false, goal: 0.8 },
-  { metric: 'ingest QoS 1, DATA_DIR (PUBACK after persist)', qos: 1, durable: true, goal: 0.7 },
+  { metric: 'ingest QoS 1, DATA_DIR (PUBACK after persist)', qos: 1, durable: true, synchronous: 'normal', goal: 0.7 },
+  { metric: 'ingest QoS 1, DATA_DIR, SQLITE_SYNCHRONOUS=full', qos: 1, durable: true, synchronous: 'full', goal: 0.7 },
 ];
+
+/** Batch sizes seen in a run, from the bridge's histogram: bucket bounds, so "p50 ≤ 20". */
+interface Batches {
+  batches: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+async function batchSizes(base: string): Promise<Batches | null> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const buckets: [number, number][] = [];
+  let count = 0;
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const bucket = /^wiihey_bridge_ingest_batch_size_bucket\{le="([^"]+)"\} (\d+)/.exec(line);
+    if (bucket) buckets.push([bucket[1] === '+Inf' ? Infinity : Number(bucket[1]), Number(bucket[2])]);
+    else if (line.startsWith('wiihey_bridge_ingest_batch_size_count ')) count = Number(line.split(' ')[1]);
+    else if (line.startsWith('wiihey_bridge_ingest_batch_size_sum ')) sum = Number(line.split(' ')[1]);
+  }
+  if (count === 0) return null;
+  const at = (p: number): number => buckets.find(([, n]) => n >= p * count)?.[0] ?? Infinity;
+  return { batches: count, mean: Math.round((sum / count) * 10) / 10, p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
 
 async function baselineRun(ctx: Context, url: string, qos: 0 | 1, count: number): Promise<{ rate: number; lost: number }> {
   const bare = await startScript('baselines/subscriber.ts', [url, TOPIC, String(qos), String(count)]);
@@ -43,7 +72,7 @@ async function baselineRun(ctx: Context, url: string, qos: 0 | 1, count: number)
   }
 }
 
-async function bridgeRun(ctx: Context, url: string, variant: Variant, count: number, run: number): Promise<{ rate: number; lost: number }> {
+async function bridgeRun(ctx: Context, url: string, variant: Variant, count: number, run: number): Promise<{ rate: number; lost: number; batches: Batches | null }> {
   const dir = variant.durable ? mkdtempSync(join(tmpdir(), 'wiihey-bench-data-')) : '';
   const bridge = await startBridge({
     MQTT_URL: url,
@@ -52,6 +81,7 @@ async function bridgeRun(ctx: Context, url: string, variant: Variant, count: num
     MQTT_CLIENT_ID: `bench-bridge-${variant.qos}-${variant.durable}-${run}-${process.pid}`,
     MQTT_CLEAN_SESSION: 'true',
     DATA_DIR: dir,
+    SQLITE_SYNCHRONOUS: variant.synchronous ?? 'normal',
   });
   let accepted = 0;
   try {
@@ -68,7 +98,9 @@ async function bridgeRun(ctx: Context, url: string, variant: Variant, count: num
     ).catch((err: unknown) => ctx.log(`  bridge: ${(err as Error).message} (${accepted} of ${count})`));
     const ms = Date.now() - started;
     await publishing;
-    return { rate: accepted >= count ? perSecond(count, ms) : Number.NaN, lost: lost(count, accepted) };
+    const batches = await batchSizes(bridge.base);
+    if (batches) ctx.log(`  ${variant.metric}, run ${run + 1}: ${batches.batches} batches, mean ${batches.mean}, p50 ≤ ${batches.p50}, p90 ≤ ${batches.p90}, p99 ≤ ${batches.p99} messages`);
+    return { rate: accepted >= count ? perSecond(count, ms) : Number.NaN, lost: lost(count, accepted), batches };
   } finally {
     await bridge.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -84,6 +116,7 @@ export const ingest: Scenario = {
     const baselines = new Map<number, number[]>();
     for (const variant of VARIANTS) {
       const bridgeRates: number[] = [];
+      const batches: (Batches | null)[] = [];
       let lostTotal = 0;
       for (let run = 0; run < ctx.runs; run++) {
         const broker = await ctx.broker();
@@ -93,6 +126,7 @@ export const ingest: Scenario = {
         }
         const got = await bridgeRun(ctx, broker.url, variant, count, run);
         bridgeRates.push(got.rate);
+        batches.push(got.batches);
         lostTotal += got.lost;
         await broker.stop();
       }
@@ -108,7 +142,7 @@ export const ingest: Scenario = {
         ratio: r,
         goal: `≥ ${variant.goal} of the bare subscriber, 0 lost`,
         met: r >= variant.goal && lostTotal === 0,
-        details: { runs: bridgeRates, baselineRuns: baselines.get(variant.qos), messages: count, lost: lostTotal },
+        details: { runs: bridgeRates, baselineRuns: baselines.get(variant.qos), messages: count, lost: lostTotal, batchSizes: batches },
       });
     }
     return results;
