@@ -68,14 +68,20 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, wha
   }
 }
 
-/** Resolves once `condition` holds, checked once per turn of the event loop. */
-export function until(condition: () => boolean, what: () => string, timeoutMs = 5_000): Promise<void> {
+/** Resolves once `condition` holds, checked once per turn of the event loop; the checks stop at the timeout. */
+export async function until(condition: () => boolean, what: () => string, timeoutMs = 5_000): Promise<void> {
+  let stopped = false;
   const held = new Promise<void>((resolve) => {
     const check = (): void => {
+      if (stopped) return;
       if (condition()) resolve();
       else setImmediate(check);
     };
     check();
   });
-  return withTimeout(held, timeoutMs, what);
+  try {
+    await withTimeout(held, timeoutMs, what);
+  } finally {
+    stopped = true;
+  }
 }
