@@ -224,6 +224,7 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus]; batch: [num
   /** MQTT.js's handleMessage: takes the message into the next batch and lets MQTT.js go on. */
   #take(client: MqttClient, packet: IPublishPacket, done: (err?: Error) => void): void {
     const hold = this.#hold;
+    this.totals.received++;
     // closing, or the hold broken: not taken, never acknowledged; the broker keeps it
     if (this.#closing || hold === null || this.#holdError !== null) return;
     const connection = this.#connection.signal;
@@ -273,7 +274,6 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus]; batch: [num
   /** The message's record, or null when it is refused (kept for /rejections). */
   #normalize(packet: IPublishPacket): { record: DeviceRecord | null; receivedAtMs: number } {
     const receivedAtMs = this.#clock.now();
-    this.totals.received++;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (!this.#isConfigured(packet.topic)) {
       // a persistent session may still hold subscriptions of an older configuration (SPEC §9)
