@@ -17,7 +17,7 @@ function idNumber(alarmId: string): number {
 export class SqliteAlarms {
   readonly book = new AlarmBook();
   readonly #db: Db;
-  readonly #q: Record<'put' | 'get' | 'unacknowledged' | 'active' | 'suppressedAll' | 'unsuppress' | 'suppress' | 'trim', Statement>;
+  readonly #q: Record<'put' | 'change' | 'get' | 'unacknowledged' | 'active' | 'suppressedAll' | 'unsuppress' | 'suppress' | 'trim', Statement>;
   readonly #keep: number;
 
   /** `keep`: the cleared alarms kept per device (HISTORY_LIMIT): an alarm log must not grow without end. */
@@ -30,12 +30,16 @@ export class SqliteAlarms {
           'ON CONFLICT (alarm_id) DO UPDATE SET severity = excluded.severity, status = excluded.status, acknowledged = excluded.acknowledged, ' +
           'zone = excluded.zone, json = excluded.json',
       ),
+      // a rule's escalation or clear: the alarm is in the book, so its row exists, and the rules
+      // never move its acknowledgement (the alarms_unacknowledged index stays untouched)
+      change: db.prepare('UPDATE alarms SET severity = ?, status = ?, zone = ?, json = ? WHERE alarm_id = ?'),
       get: db.prepare('SELECT json FROM alarms WHERE alarm_id = ?'),
       unacknowledged: db.prepare('SELECT count(*) AS n FROM alarms WHERE acknowledged = 0'),
       active: db.prepare("SELECT json FROM alarms WHERE status = 'active'"),
       suppressedAll: db.prepare('SELECT device_id, type FROM alarm_suppressed'),
       unsuppress: db.prepare('DELETE FROM alarm_suppressed WHERE device_id = ? AND type = ?'),
       suppress: db.prepare('INSERT OR IGNORE INTO alarm_suppressed (device_id, type) VALUES (?, ?)'),
+      // through the partial index alarms_cleared_by_device (migration 5), without reading the rows
       trim: db.prepare(
         "DELETE FROM alarms WHERE alarm_id IN (SELECT alarm_id FROM alarms WHERE device_id = ? AND status = 'cleared' ORDER BY raised_at DESC, n DESC LIMIT -1 OFFSET ?)",
       ),
@@ -60,13 +64,26 @@ export class SqliteAlarms {
     for (const [id, alarms] of byDevice) this.book.put(id, alarms);
   }
 
-  /** Applies rule changes to a device's alarms and writes what changed, in the caller's transaction. */
-  apply(device: Device, changes: readonly AlarmChange[], at: string, newId: (index: number) => string): AppliedChange[] {
+  /**
+   * Applies rule changes to a device's alarms and writes what changed, in the caller's transaction.
+   * `json` receives each applied alarm's JSON, in order, for the caller's event log (serialized once).
+   */
+  apply(device: Device, changes: readonly AlarmChange[], at: string, newId: (index: number) => string, json: string[]): AppliedChange[] {
     if (changes.length === 0) return [];
     const before = this.book.of(device.deviceId);
     const applied = this.book.apply(device.deviceId, changes, device.meta, at, newId);
-    for (const { alarm } of applied) this.write(alarm);
-    if (applied.some((a) => a.transition === 'cleared')) this.#q.trim.run(device.deviceId, this.#keep);
+    let cleared = false;
+    for (const { transition, alarm } of applied) {
+      if (transition === 'raised') {
+        json.push(this.write(alarm));
+        continue;
+      }
+      const text = JSON.stringify(alarm);
+      this.#q.change.run(alarm.severity, alarm.status, alarm.meta?.zone ?? null, text, alarm.alarmId);
+      json.push(text);
+      if (transition === 'cleared') cleared = true;
+    }
+    if (cleared) this.#q.trim.run(device.deviceId, this.#keep);
     this.#writeSuppressed(device.deviceId, before, this.book.of(device.deviceId));
     return applied;
   }
@@ -78,7 +95,9 @@ export class SqliteAlarms {
     this.#writeSuppressed(deviceId, before, alarms);
   }
 
-  write(alarm: Alarm): void {
+  /** Writes the alarm whole; returns its JSON. */
+  write(alarm: Alarm): string {
+    const json = JSON.stringify(alarm);
     this.#q.put.run(
       alarm.alarmId,
       idNumber(alarm.alarmId),
@@ -89,8 +108,9 @@ export class SqliteAlarms {
       alarm.acknowledged ? 1 : 0,
       alarm.raisedAt,
       alarm.meta?.zone ?? null,
-      JSON.stringify(alarm),
+      json,
     );
+    return json;
   }
 
   get(alarmId: string): Alarm | undefined {
