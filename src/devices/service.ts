@@ -46,6 +46,9 @@ export class DeviceService {
   readonly clock: Clock;
   readonly #log: FastifyBaseLogger;
   readonly #silenceAfterSeconds: number;
+  /** Sweeps run one after the other: the one at start may take a while with a large fleet. */
+  #sweeps: Promise<unknown> = Promise.resolve();
+  #sweepsStopped = false;
 
   constructor(options: DeviceServiceOptions) {
     this.store = options.store;
@@ -128,8 +131,22 @@ export class DeviceService {
     return true;
   }
 
-  /** SPEC §4: marks the devices silent that sent nothing for SILENCE_AFTER_SECONDS. Returns how many. */
-  async sweepSilence(): Promise<number> {
+  /**
+   * SPEC §4: marks the devices silent that sent nothing for SILENCE_AFTER_SECONDS, then checks the
+   * timed alarms. Returns how many fell silent. After one under way, if any.
+   */
+  sweepSilence(): Promise<number> {
+    const run = this.#sweeps.then(() => this.#sweepSilence());
+    this.#sweeps = run.catch(() => {});
+    return run;
+  }
+
+  /** Stops the sweeps between two of their batches (at close: a sweep of a large fleet need not finish). */
+  stopSweeps(): void {
+    this.#sweepsStopped = true;
+  }
+
+  async #sweepSilence(): Promise<number> {
     const cutoff = Math.floor(this.clock.now() / 1000) - this.#silenceAfterSeconds;
     let total = 0;
     for (;;) {
@@ -141,7 +158,7 @@ export class DeviceService {
         if (event.kind === 'silent') silent++; // each may be followed by its alarm's event (SPEC §12)
       }
       total += silent;
-      if (silent < SILENCE_BATCH) break;
+      if (silent < SILENCE_BATCH || this.#sweepsStopped) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
     if (total > 0) this.#log.info({ devices: total }, 'devices fell silent');
@@ -157,7 +174,7 @@ export class DeviceService {
       const events = await this.store.sweepAlarms(Math.floor(now / 1000), SILENCE_BATCH, new Date(now).toISOString());
       for (const event of events) this.events.publish(event);
       total += events.length;
-      if (events.length < SILENCE_BATCH) break;
+      if (events.length < SILENCE_BATCH || this.#sweepsStopped) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
     return total;
