@@ -33,7 +33,7 @@ export class PubackHold {
   readonly #client: MqttClient;
   readonly #write: WritePacket;
   readonly #onBroken: (reason: string) => void;
-  /** PUBACKs MQTT.js handed to _sendPacket since the last take(). */
+  /** PUBACKs MQTT.js handed to _sendPacket during the take()s under way. */
   readonly #swallowed: number[] = [];
   #releasing = false;
   #broken: string | null = null;
@@ -76,10 +76,13 @@ export class PubackHold {
    * the packet's QoS calls for (one for QoS 1, none for QoS 0), now held. False when it did not.
    */
   take(packet: IPublishPacket, done: (err?: Error) => void): boolean {
-    this.#swallowed.length = 0;
+    // Re-entrant: `done` may make MQTT.js parse the next buffered chunk at once and hand over its
+    // messages (a nested take) after swallowing this message's PUBACK. Each take checks what was
+    // swallowed from its own mark on, and the nested ones take theirs off before it looks.
+    const mark = this.#swallowed.length;
     done();
     const expected = packet.qos === 1 ? [packet.messageId] : [];
-    const got = this.#swallowed.splice(0);
+    const got = this.#swallowed.splice(mark);
     if (got.length !== expected.length || got.some((id, i) => id !== expected[i])) {
       this.#fail(`MQTT.js answered a QoS ${packet.qos} message with PUBACKs [${got.join(', ')}], expected [${expected.join(', ')}]`);
       return false;

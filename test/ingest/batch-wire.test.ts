@@ -321,3 +321,23 @@ t.test('h. app.close() while a batch is held: its PUBACKs go out before the DISC
   const writtenAt = store.calls[0]!.writtenAt;
   t.ok(writtenAt !== null && acks.every((r) => r.index >= writtenAt), `and after the write; ${store.describe()}`);
 });
+
+t.test('i. past the pending cap: MQTT.js is held back, then resumed: every PUBACK in order, the hold intact', async (t) => {
+  // 2,500 messages in one burst, more than the bridge takes before it stops handing MQTT.js its
+  // callback (2,000); resuming makes MQTT.js parse the buffered rest inside that callback
+  const { broker, store, app } = await bridge(t);
+  store.hold();
+  const ids = Array.from({ length: 2500 }, (_, i) => i + 1);
+  // the 2,000th ends a write, so MQTT.js has parsed all it got when its callback is held back,
+  // and the rest waits in its socket's buffer
+  broker.sendPublishes(1, ids.slice(0, 2000).map((i) => pub(`i${i}`, 'open', ts, i)));
+  await until(() => app.ingest.totals.received === 2000, () => `received ${app.ingest.totals.received}`);
+  broker.sendPublishes(1, ids.slice(2000).map((i) => pub(`i${i}`, 'open', ts, i)));
+  await turns();
+  t.equal(app.ingest.totals.received, 2000, 'the bridge takes no more while 2,000 wait for their write');
+  store.release();
+  await broker.waitFor(pubackOf(1, 2500), 'the PUBACK of the last message', 15_000);
+  t.same(broker.pubacks(1), ids, 'each acknowledged once, in the order they arrived');
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'the hold never broke');
+  t.equal(app.devices.counts.accepted, 2500);
+});

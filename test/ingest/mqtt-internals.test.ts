@@ -47,6 +47,22 @@ t.test('QoS 1: MQTT.js hands over the next packet at once, and its PUBACK is hel
   t.same(broken, []);
 });
 
+t.test('take is re-entrant: a callback that makes MQTT.js hand over the next message at once', async (t) => {
+  // what happens when a held-back callback is released and the socket's next chunk is parsed in it
+  const { client, broken, taken } = heldClient();
+  let next = 0;
+  dispatch(client, publish(1, 1), () => {
+    next++;
+    dispatch(client, publish(2, 1), () => {
+      next++;
+      dispatch(client, publish(3, 0), () => next++);
+    });
+  });
+  t.equal(next, 3);
+  t.same(taken, [true, true, true], 'each take saw its own PUBACK (or none), nested or not');
+  t.same(broken, []);
+});
+
 t.test('QoS 0: no PUBACK is expected or produced', async (t) => {
   const { client, broken, taken } = heldClient();
   let next = 0;
