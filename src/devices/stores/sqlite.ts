@@ -50,7 +50,7 @@ export interface SqliteStoreOptions {
   historyLimit: number;
   /** Events kept for Last-Event-ID replay across a restart (EVENT_BUFFER). */
   eventBuffer: number;
-  /** NORMAL keeps every commit across kill -9; FULL across power loss too, one fsync per message. */
+  /** NORMAL keeps every commit across kill -9; FULL across power loss too, one fsync per commit (a batch of messages). */
   synchronous: 'normal' | 'full';
   /** WEBHOOK_URLS: each stateChanged and silent event is enqueued for each, in its transaction. */
   webhookUrls?: string[];
