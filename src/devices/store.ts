@@ -118,6 +118,37 @@ export function searchMatches(needle: string, deviceId: string, meta: Pick<Regis
   return (meta.name?.toLowerCase().includes(needle) ?? false) || (meta.address?.toLowerCase().includes(needle) ?? false);
 }
 
+/** ListQuery's filters on one device (`needle`: q in lower case). */
+export function deviceMatches(device: Device, query: ListQuery, needle: string | undefined): boolean {
+  return (
+    (query.state === undefined || device.state === query.state) &&
+    (query.silent === undefined || device.silent === query.silent) &&
+    (query.zone === undefined || device.meta?.zone === query.zone) &&
+    (needle === undefined || searchMatches(needle, device.deviceId, device.meta))
+  );
+}
+
+/** RegistryQuery's filters on one entry and its device. */
+export function entryMatches(entry: RegistryEntry, device: Device | null, query: RegistryQuery): boolean {
+  return (
+    (query.zone === undefined || entry.zone === query.zone) &&
+    (query.seen === undefined || query.seen === (device !== null)) &&
+    (query.located !== true || entry.latitude !== null)
+  );
+}
+
+/** AlarmQuery's filters on one alarm. */
+export function alarmMatches(alarm: Alarm, query: AlarmQuery): boolean {
+  return (
+    (query.status === undefined || alarm.status === query.status) &&
+    (query.acknowledged === undefined || alarm.acknowledged === query.acknowledged) &&
+    (query.type === undefined || alarm.type === query.type) &&
+    (query.severity === undefined || alarm.severity === query.severity) &&
+    (query.deviceId === undefined || alarm.deviceId === query.deviceId) &&
+    (query.zone === undefined || alarm.meta?.zone === query.zone)
+  );
+}
+
 /**
  * The store also keeps the webhook outbox (webhooks/outbox.ts): apply() and markSilent()
  * enqueue a delivery per webhook URL for each event that becomes a webhook, in the same write.

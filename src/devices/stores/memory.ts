@@ -18,7 +18,9 @@ import {
 import { applyWithHistory, compareIds, historyEntry, markSilent, withMeta, type Outcome } from '../rules.js';
 import { sameEntry } from '../registry.js';
 import {
-  searchMatches,
+  alarmMatches,
+  deviceMatches,
+  entryMatches,
   type AlarmPage,
   type AlarmQuery,
   type AlarmUpdate,
@@ -168,7 +170,7 @@ export class MemoryStore implements DeviceStore {
     const needle = query.q?.toLowerCase();
     for (; i < ids.length; i++) {
       const device = this.#slots.get(ids[i]!)!.device;
-      if (!matches(device, query, needle)) continue;
+      if (!deviceMatches(device, query, needle)) continue;
       if (items.length === query.limit) {
         more = true;
         break;
@@ -395,7 +397,7 @@ export class MemoryStore implements DeviceStore {
       if (query.state === undefined) return query.silent ? this.#silent : this.#slots.size - this.#silent;
     }
     let n = 0;
-    for (const slot of this.#slots.values()) if (matches(slot.device, query, needle)) n++;
+    for (const slot of this.#slots.values()) if (deviceMatches(slot.device, query, needle)) n++;
     return n;
   }
 
@@ -406,34 +408,6 @@ export class MemoryStore implements DeviceStore {
     }
     return this.#sorted;
   }
-}
-
-function matches(device: Device, query: ListQuery, needle: string | undefined): boolean {
-  return (
-    (query.state === undefined || device.state === query.state) &&
-    (query.silent === undefined || device.silent === query.silent) &&
-    (query.zone === undefined || device.meta?.zone === query.zone) &&
-    (needle === undefined || searchMatches(needle, device.deviceId, device.meta))
-  );
-}
-
-function entryMatches(entry: RegistryEntry, device: Device | null, query: RegistryQuery): boolean {
-  return (
-    (query.zone === undefined || entry.zone === query.zone) &&
-    (query.seen === undefined || query.seen === (device !== null)) &&
-    (query.located !== true || entry.latitude !== null)
-  );
-}
-
-function alarmMatches(alarm: Alarm, query: AlarmQuery): boolean {
-  return (
-    (query.status === undefined || alarm.status === query.status) &&
-    (query.acknowledged === undefined || alarm.acknowledged === query.acknowledged) &&
-    (query.type === undefined || alarm.type === query.type) &&
-    (query.severity === undefined || alarm.severity === query.severity) &&
-    (query.deviceId === undefined || alarm.deviceId === query.deviceId) &&
-    (query.zone === undefined || alarm.meta?.zone === query.zone)
-  );
 }
 
 /** The index of the first alarm after `after` in the list order (newestFirst). */

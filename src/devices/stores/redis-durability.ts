@@ -1,3 +1,5 @@
+import type { RedisCommander } from './redis-commit.js';
+
 // SPEC §8 (issue 18, groundwork): in Redis mode a message is acknowledged only once Redis has it
 // durably. At start the bridge reads the server's persistence settings and says which guarantee
 // holds. WAITAOF (Redis 7.2 and later) makes any appendonly setup durable per batch; Debian's
@@ -76,11 +78,6 @@ export function durabilityOf(settings: RedisSettings): RedisDurability {
     mayLose: true,
     message: `Redis ${version}, appendfsync ${appendfsync}, no WAITAOF (7.2 and later): a crash of Redis itself may lose about the last second of acknowledged messages (set appendfsync always)`,
   };
-}
-
-/** The commands the settings are read with: any client that sends a command and returns its reply. */
-export interface RedisCommander {
-  sendCommand(args: string[]): Promise<unknown>;
 }
 
 /** Reads the server's version and persistence settings. */

@@ -38,6 +38,7 @@ import {
 } from '../store.js';
 import type { Device, DeviceRecord, HistoryEntry, RegistryEntry } from '../types.js';
 import { deviceJson } from '../wire.js';
+import { eventFromStored, storedAlarm, storedMeta } from '../stored-events.js';
 import { webhookBody, webhookType, type Delivery } from '../outbox.js';
 
 // SPEC §7: the durable store in DATA_DIR. Each message's effects (device, history, event, seq)
@@ -444,7 +445,7 @@ export class SqliteStore implements DeviceStore {
 
   #alarmChanged(device: Device | null, json: string, { transition, alarm }: AppliedChange, alarmJson: string, at: string): AlarmEvent {
     const event = alarmEvent(this.#seq + 1, device, transition, alarm);
-    this.#recordEvent(event, `{"transition":"${transition}","alarm":${alarmJson},"device":${json}}`, at);
+    this.#recordEvent(event, storedAlarm(transition, alarmJson, json), at);
     return event;
   }
 
@@ -518,18 +519,7 @@ export class SqliteStore implements DeviceStore {
 
   async recentEvents(limit: number): Promise<DeviceEvent[]> {
     const rows = this.#db.prepare('SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq').all(limit) as EventRow[];
-    return rows.map((r) => {
-      if (r.kind === 'alarm') {
-        const stored = JSON.parse(r.device) as { transition: AlarmTransition; alarm: Alarm; device: Device | null };
-        return alarmEvent(r.seq, stored.device, stored.transition, stored.alarm);
-      }
-      if (r.kind === 'meta') {
-        const stored = JSON.parse(r.device) as { deviceId: string; device: Device | null; meta: RegistryEntry | null };
-        return metaEvent(r.seq, stored.deviceId, stored.device, stored.meta);
-      }
-      const device = JSON.parse(r.device) as Device;
-      return r.kind === 'silent' ? silentEvent(r.seq, device) : updateEvent(r.seq, device, r.previous_state, r.changed === 1);
-    });
+    return rows.map((r) => eventFromStored(r.seq, r.kind, r.previous_state, r.changed === 1, r.device));
   }
 
   async close(): Promise<void> {
@@ -582,7 +572,7 @@ export class SqliteStore implements DeviceStore {
     }
     const event = metaEvent(this.#seq + 1, deviceId, device, entry);
     event.wire.device = json;
-    this.#recordEvent(event, `{"deviceId":${JSON.stringify(deviceId)},"device":${json},"meta":${JSON.stringify(entry)}}`, '');
+    this.#recordEvent(event, storedMeta(deviceId, json, entry), '');
     return event;
   }
 
