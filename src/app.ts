@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { DestinationStream } from 'pino';
 import { clockOf, systemClock, type ClockDep } from './clock.js';
@@ -9,6 +9,7 @@ import devices from './devices/plugin.js';
 import type { DeviceStore } from './devices/store.js';
 import { MemoryStore } from './devices/stores/memory.js';
 import { SqliteStore } from './devices/stores/sqlite.js';
+import { connectRedisStore } from './devices/stores/redis-connect.js';
 import { ApiKeys, withoutApiKey, writeCheck } from './api-keys.js';
 import { refuseForeignUpgrades, security } from './http/security.js';
 import metrics from './http/metrics.js';
@@ -32,9 +33,25 @@ export interface Deps {
   onRoute: (route: RouteOptions) => void;
 }
 
-/** SPEC §7: SQLite in DATA_DIR, or memory only when DATA_DIR is empty. Throws StoreOpenError. */
-export function openStore(config: Config): DeviceStore {
+/**
+ * SPEC §7, §8: Redis with REDIS_URL, else SQLite in DATA_DIR, or memory only when DATA_DIR is
+ * empty. Throws StoreOpenError.
+ */
+export async function openStore(config: Config, log: FastifyBaseLogger): Promise<DeviceStore> {
   const webhookUrls = config.webhooks?.urls ?? [];
+  if (config.redis !== null) {
+    return connectRedisStore({
+      url: config.redis.url,
+      clientId: config.mqtt.clientId,
+      // one Redis may keep several fleets: each APP-ID's keys apart
+      prefix: `wiihey-bridge:${config.mqtt.username ?? 'demo'}:`,
+      historyLimit: config.historyLimit,
+      eventBuffer: config.eventBuffer,
+      webhookUrls,
+      alarms: config.alarms,
+      log: log.child({ module: 'redis' }),
+    });
+  }
   if (config.dataDir === null) return new MemoryStore({ historyLimit: config.historyLimit, webhookUrls, alarms: config.alarms });
   return new SqliteStore({
     dir: config.dataDir,
@@ -119,7 +136,7 @@ export async function buildApp(config: Config, deps: Partial<Deps> = {}): Promis
   await app.register(metrics, { doc }); // early: its timing hook sees every route
   const clock = clockOf(deps.clock ?? systemClock);
   await app.register(devices, {
-    store: deps.store ?? openStore(config),
+    store: deps.store ?? (await openStore(config, app.log)),
     clock,
     silenceAfterSeconds: config.silenceAfterSeconds,
     silenceCheckSeconds: config.silenceCheckSeconds,

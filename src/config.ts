@@ -66,6 +66,11 @@ export const EnvSchema = Type.Object({
   GRAPHQL_INIT_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, default: 3 }), // graphql-ws: 4408 after 3 s
   // SPEC §6/§7: durable state here; empty: memory only (an empty variable counts as unset, so "none")
   DATA_DIR: Type.String({ default: './data' }),
+  // SPEC §8: replicas sharing one state in Redis; each needs its own MQTT client id
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://[^\\s]+$' })),
+  REPLICA_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })),
+  // a share name holds no topic separator or wildcard (MQTT 5 §4.8.2, which Mosquitto applies to 3.1.1 too)
+  MQTT_SHARED_GROUP: Type.Optional(Type.String({ pattern: '^[^/+#\\s]{1,64}$' })),
   SQLITE_SYNCHRONOUS: oneOf(['normal', 'full'], 'normal'),
   WEBHOOK_URLS: Type.Optional(Type.String()),
   WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_[A-Za-z0-9+/=]{8,}$' })),
@@ -140,6 +145,8 @@ export interface MqttConfig {
   /** Topic filters, templates already expanded. */
   topics: string[];
   clientId: string;
+  /** SPEC §8 MQTT_SHARED_GROUP: subscribe as `$share/{group}/{topic}`, so that the broker splits the stream among replicas. */
+  sharedGroup: string | null;
   qos: 0 | 1 | 2;
   clean: boolean;
   ca: Buffer | undefined;
@@ -196,8 +203,10 @@ export interface Config {
   eventBuffer: number;
   maxMessageBytes: number;
   maxClockSkewSeconds: number;
-  /** The SQLite store's directory; null: memory only. */
+  /** The SQLite store's directory; null: memory only (or Redis). */
   dataDir: string | null;
+  /** SPEC §8: the state in Redis, shared by replicas; null without REDIS_URL. */
+  redis: { url: string; replicaId: string | null } | null;
   sqliteSynchronous: 'normal' | 'full';
   streams: StreamsConfig;
   graphql: GraphqlConfig;
@@ -225,7 +234,8 @@ export interface LoadOptions {
 
 export function loadConfig(options: LoadOptions = {}): Config {
   const warnings: string[] = [];
-  const { env, empty } = readEnv(options, warnings);
+  const { env, empty, given } = readEnv(options);
+  scaleOut(env, given, warnings);
   const demo = env.MQTT_URL === undefined;
   const appId = env.WIIHEY_APP_ID ?? (demo ? 'demo' : undefined);
   if (appId === undefined) throw new ConfigError('WIIHEY_APP_ID is required with MQTT_URL (the APP-ID is the MQTT username)');
@@ -278,7 +288,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
       username: appId,
       password,
       topics,
-      clientId: env.MQTT_CLIENT_ID.replaceAll('{APP_ID}', appId),
+      clientId: clientId(env, given, appId),
+      sharedGroup: env.MQTT_SHARED_GROUP ?? null,
       qos: env.MQTT_QOS,
       clean: env.MQTT_CLEAN_SESSION,
       ca: readTlsFile('MQTT_CA_FILE', env.MQTT_CA_FILE),
@@ -295,7 +306,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
     eventBuffer: env.EVENT_BUFFER,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
     maxClockSkewSeconds: env.MAX_CLOCK_SKEW_SECONDS,
-    dataDir: empty.has('DATA_DIR') ? null : env.DATA_DIR,
+    dataDir: empty.has('DATA_DIR') || env.REDIS_URL !== undefined ? null : env.DATA_DIR,
+    redis: env.REDIS_URL === undefined ? null : { url: env.REDIS_URL, replicaId: env.REPLICA_ID ?? null },
     sqliteSynchronous: env.SQLITE_SYNCHRONOUS,
     streams: {
       wsMaxBufferedBytes: env.WS_MAX_BUFFERED_BYTES,
@@ -428,25 +440,50 @@ function webhooks(env: Env): WebhooksConfig | null {
   return { urls: [...new Set(urls)], secret: env.WEBHOOK_SECRET, timeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000, retryScheduleMs };
 }
 
-// SPEC §6 variables of features this version does not have yet. Setting one must not look as if
-// it worked: API_KEYS would leave the API open while the operator believes it protected.
-const NOT_YET: Record<string, 'refuse' | 'warn'> = {
-  REDIS_URL: 'refuse',
-  MQTT_SHARED_GROUP: 'refuse',
-};
+/**
+ * SPEC §8: what scale-out needs of the other settings. The state is Redis's, not DATA_DIR's, and
+ * replicas without one shared state must not split a stream between them.
+ */
+function scaleOut(env: Env, given: ReadonlySet<string>, warnings: string[]): void {
+  if (env.REDIS_URL === undefined) {
+    if (env.MQTT_SHARED_GROUP !== undefined) {
+      throw new ConfigError('MQTT_SHARED_GROUP needs REDIS_URL: replicas without one shared state would each keep a part of the fleet');
+    }
+    if (env.REPLICA_ID !== undefined) warnings.push('REPLICA_ID is set without REDIS_URL: ignored (the MQTT client id stays MQTT_CLIENT_ID)');
+    return;
+  }
+  // its default does not count: DATA_DIR set in the environment (or .env) as well is a mistake
+  if (given.has('DATA_DIR')) throw new ConfigError('DATA_DIR and REDIS_URL are both set: with REDIS_URL the state is kept in Redis; unset DATA_DIR');
+}
 
-/** The validated variables, and the names of those set to an empty value. */
-function readEnv(options: LoadOptions, warnings: string[]): { env: Env; empty: Set<string> } {
+/**
+ * The MQTT client id. SPEC §8: with REDIS_URL each replica needs its own (two clients with one id
+ * kick each other off the broker forever), so the default one is refused unless REPLICA_ID makes
+ * it distinct: `wiihey-bridge-{APP_ID}-{REPLICA_ID}`. MQTT_CLIENT_ID may name `{REPLICA_ID}` too.
+ */
+function clientId(env: Env, given: ReadonlySet<string>, appId: string): string {
+  const replica = env.REDIS_URL === undefined ? undefined : env.REPLICA_ID;
+  if (env.MQTT_CLIENT_ID.includes('{REPLICA_ID}') && replica === undefined) {
+    throw new ConfigError('MQTT_CLIENT_ID names {REPLICA_ID}: set REPLICA_ID (with REDIS_URL)');
+  }
+  const id = env.MQTT_CLIENT_ID.replaceAll('{APP_ID}', appId).replaceAll('{REPLICA_ID}', replica ?? '');
+  if (env.REDIS_URL === undefined || given.has('MQTT_CLIENT_ID')) return id;
+  if (replica === undefined) {
+    throw new ConfigError(
+      'REDIS_URL needs a distinct MQTT client id for each replica: set REPLICA_ID (the client id becomes wiihey-bridge-{APP_ID}-{REPLICA_ID}) or MQTT_CLIENT_ID',
+    );
+  }
+  return `${id}-${replica}`;
+}
+
+/** The validated variables, the names of those set to an empty value, and of those set at all. */
+function readEnv(options: LoadOptions): { env: Env; empty: Set<string>; given: Set<string> } {
   const merged: Record<string, string> = {};
   if (options.dotenv !== false) Object.assign(merged, readDotenv(options.dotenv ?? '.env'));
   for (const [name, value] of Object.entries(options.env ?? process.env)) {
     if (value !== undefined) merged[name] = value;
   }
-  for (const [name, policy] of Object.entries(NOT_YET)) {
-    if ((merged[name] ?? '').trim() === '') continue;
-    if (policy === 'refuse') throw new ConfigError(`${name} is not supported by this version of wiihey-bridge yet; unset it`);
-    warnings.push(`${name} is set, but this version of wiihey-bridge does not support it yet: ignored`);
-  }
+  const given = new Set(Object.keys(merged));
   const data: Record<string, string> = {};
   const empty = new Set<string>();
   for (const name of Object.keys(EnvSchema.properties)) {
@@ -455,7 +492,7 @@ function readEnv(options: LoadOptions, warnings: string[]): { env: Env; empty: S
     else if (value !== undefined) data[name] = value;
   }
   try {
-    return { env: envSchema<Env>({ schema: structuredClone(EnvSchema), data, env: false, dotenv: false }), empty };
+    return { env: envSchema<Env>({ schema: structuredClone(EnvSchema), data, env: false, dotenv: false }), empty, given };
   } catch (err) {
     throw configError(err, data);
   }

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { StoreOpenError } from './devices/stores/sqlite.js';
+import { StoreOpenError } from './devices/store.js';
 
 // The process: read the configuration, build the app, listen, and close on signals.
 

@@ -94,10 +94,29 @@ t.test('a secret is never printed, even when it is the bad value', async (t) => 
   t.equal(load({ PORT: '', MQTT_URL: '' }).port, 3000, 'an empty variable is an unset one');
 });
 
-t.test('settings of features to come are refused, never silently ignored', async (t) => {
-  t.match(refused({ REDIS_URL: 'redis://x' }), /^REDIS_URL is not supported/);
-  t.match(refused({ MQTT_SHARED_GROUP: 'g' }), /^MQTT_SHARED_GROUP is not supported/);
+t.test('scale-out (SPEC §8): REDIS_URL, a distinct client id per replica, a shared group', async (t) => {
+  t.equal(load({}).redis, null);
   t.same(load({}).warnings, []);
+  const replica = load({ REDIS_URL: 'redis://redis:6379', REPLICA_ID: 'r1', MQTT_SHARED_GROUP: 'bridges' });
+  t.same(replica.redis, { url: 'redis://redis:6379', replicaId: 'r1' });
+  t.equal(replica.dataDir, null, 'the state is in Redis');
+  t.equal(replica.mqtt.clientId, 'wiihey-bridge-demo-r1', 'wiihey-bridge-{APP_ID}-{REPLICA_ID}');
+  t.equal(replica.mqtt.sharedGroup, 'bridges');
+  t.equal(load({ REDIS_URL: 'redis://r', MQTT_CLIENT_ID: 'bridge-{APP_ID}-{REPLICA_ID}', REPLICA_ID: 'b' }).mqtt.clientId, 'bridge-demo-b');
+  t.equal(load({ REDIS_URL: 'rediss://r', MQTT_CLIENT_ID: 'my-own-id' }).mqtt.clientId, 'my-own-id', 'an id of its own is distinct enough');
+  t.equal(load({ REDIS_URL: 'redis://r', REPLICA_ID: 'a' }).mqtt.sharedGroup, null, 'without a group every replica gets every message');
+
+  t.match(refused({ REDIS_URL: 'redis://r' }), /^REDIS_URL needs a distinct MQTT client id for each replica: set REPLICA_ID/, 'the default id is refused');
+  t.match(refused({ REDIS_URL: 'redis://r', REPLICA_ID: 'a', DATA_DIR: './data' }), /^DATA_DIR and REDIS_URL are both set/, 'DATA_DIR set as well, even to its default');
+  t.match(refused({ REDIS_URL: 'redis://r', REPLICA_ID: 'a', DATA_DIR: '' }), /^DATA_DIR and REDIS_URL are both set/);
+  t.match(refused({ MQTT_SHARED_GROUP: 'g' }), /^MQTT_SHARED_GROUP needs REDIS_URL/);
+  t.match(refused({ REDIS_URL: 'redis://r', REPLICA_ID: 'a', MQTT_SHARED_GROUP: 'a/b' }), /^MQTT_SHARED_GROUP must match pattern/);
+  t.match(refused({ REDIS_URL: 'redis://r', REPLICA_ID: 'a b' }), /^REPLICA_ID must match pattern/);
+  t.match(refused({ REDIS_URL: 'http://r', REPLICA_ID: 'a' }), /^REDIS_URL must match pattern/);
+  t.match(refused({ REDIS_URL: 'redis://r', MQTT_CLIENT_ID: 'x-{REPLICA_ID}' }), /^MQTT_CLIENT_ID names \{REPLICA_ID\}/);
+  t.notMatch(refused({ REDIS_URL: 'redis://user:s3cret@r x' }), /s3cret/, "a URL's password is never printed");
+  t.same(load({ REPLICA_ID: 'a' }).warnings, ['REPLICA_ID is set without REDIS_URL: ignored (the MQTT client id stays MQTT_CLIENT_ID)']);
+  t.equal(load({ REPLICA_ID: 'a' }).mqtt.clientId, 'wiihey-bridge-demo');
 });
 
 t.test('HTTP safety settings: CORS origins, rate limit, streams per address, trusted proxies', async (t) => {

@@ -107,6 +107,7 @@ export class EventStream {
   /** Replays from below this seq must reset: the buffer was cleared there. */
   #replayFloor = 0;
   #after: BatchListener | null = null;
+  readonly #gapListeners = new Set<(next: number) => void>();
 
   constructor(
     readonly capacity: number,
@@ -165,6 +166,34 @@ export class EventStream {
       // setImmediate: after the I/O of this turn (the PUBACKs written), once for the whole batch
       setImmediate(this.#deliver);
     }
+  }
+
+  /**
+   * SPEC §8: the shared event log no longer holds the events up to `next` (a replica that was cut
+   * off for longer than the log reaches back): what was published is delivered, the replay buffer
+   * starts over at `next`, and the gap listeners are told, at once, so that no live client skips
+   * those events silently (the live layer closes them; they come back and re-read the state, and
+   * a Last-Event-ID from before the gap gets a reset).
+   */
+  jump(next: number): void {
+    this.#deliver();
+    this.#start = 0;
+    this.#size = 0;
+    this.#lastSeq = next - 1;
+    this.#replayFloor = next - 1;
+    for (const listener of this.#gapListeners) {
+      try {
+        listener(next);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
+  }
+
+  /** Hears each jump (see jump()); returns the unsubscribe. */
+  onGap(listener: (next: number) => void): () => void {
+    this.#gapListeners.add(listener);
+    return () => this.#gapListeners.delete(listener);
   }
 
   /** Delivers what was published and not delivered yet, now (shutdown; tests). */

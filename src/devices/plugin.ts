@@ -51,6 +51,7 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
   // fleet may all be due, and readiness (SPEC §10: a restart with 1,000,000 devices ready in under
   // 10 s) does not wait for it; sweeps called meanwhile run after it (DeviceService)
   app.addHook('onReady', async () => {
+    service.follow(); // SPEC §8: a shared store's log, once every consumer listens
     sweeping = service
       .sweepSilence()
       .then(
@@ -67,7 +68,9 @@ async function devicesPlugin(app: FastifyInstance, opts: DevicesPluginOptions): 
     clock.clearTimeout(timer);
     service.stopSweeps();
     await sweeping;
-    await opts.store.close();
+    const following = service.unfollow();
+    await opts.store.close(); // ends the log's read under way
+    await following;
   });
 }
 

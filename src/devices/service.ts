@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.js';
-import { EventStream } from './events.js';
+import { EventStream, type DeviceEvent } from './events.js';
+import { EventFeed } from './feed.js';
 import type { Alarm } from './alarms.js';
 import type { AlarmUpdate, DeviceStore, StoreOutcome } from './store.js';
 import type { DeviceRecord, RegistryEntry } from './types.js';
@@ -49,6 +50,8 @@ export class DeviceService {
   /** Sweeps run one after the other: the one at start may take a while with a large fleet. */
   #sweeps: Promise<unknown> = Promise.resolve();
   #sweepsStopped = false;
+  /** SPEC §8: with a shared store the events come from its log, this process's own included. */
+  readonly #feed: EventFeed | null;
 
   constructor(options: DeviceServiceOptions) {
     this.store = options.store;
@@ -57,10 +60,40 @@ export class DeviceService {
     this.#log = options.log;
     this.#silenceAfterSeconds = options.silenceAfterSeconds;
     this.events = new EventStream(options.eventBuffer, (err) => this.#log.error({ err }, 'event listener failed'));
+    const log = options.store.sharedLog;
+    this.#feed = log === undefined ? null : new EventFeed(log, this.events, options.clock, this.#log);
   }
 
   async open(): Promise<void> {
-    this.events.resume(await this.store.lastSeq(), await this.store.recentEvents(this.events.capacity));
+    const kept = await this.store.recentEvents(this.events.capacity);
+    // a shared log moves on while this reads: follow it from the last event kept, where there is one
+    const last = this.#feed !== null && kept.length > 0 ? kept[kept.length - 1]!.seq : await this.store.lastSeq();
+    this.events.resume(last, kept.filter((e) => e.seq <= last));
+  }
+
+  /** SPEC §8: starts following the shared log (once every consumer listens); nothing without one. */
+  follow(): void {
+    this.#feed?.start();
+  }
+
+  /** Stops following the shared log; resolves once the read under way has ended (the store's close ends it). */
+  unfollow(): Promise<void> {
+    return this.#feed?.stop() ?? Promise.resolve();
+  }
+
+  /** Why the devices cannot be served now (a shared store unreachable), or an empty list. */
+  problems(): string[] {
+    return [...(this.store.sharedLog?.problems() ?? []), ...(this.#feed?.problems() ?? [])];
+  }
+
+  /** How many times the shared log no longer reached back and the live clients were reset. */
+  get logGaps(): number {
+    return this.#feed?.gaps ?? 0;
+  }
+
+  /** Publishes what a write of this process made, unless the shared log brings it (SPEC §8). */
+  #publish(event: DeviceEvent): void {
+    if (this.#feed === null) this.events.publish(event);
   }
 
   /** Resolves once the record's effect is stored and its event published. */
@@ -85,8 +118,8 @@ export class DeviceService {
     switch (outcome.kind) {
       case 'update':
         this.counts.accepted++;
-        this.events.publish(outcome.event);
-        for (const event of outcome.alarms) this.events.publish(event);
+        this.#publish(outcome.event);
+        for (const event of outcome.alarms) this.#publish(event);
         break;
       case 'duplicate':
         this.counts.duplicate++;
@@ -114,7 +147,7 @@ export class DeviceService {
       return result;
     }
     const written = await this.store.putEntries(entries, { keepExisting: options.keepExisting === true });
-    for (const event of written.events) this.events.publish(event);
+    for (const event of written.events) this.#publish(event);
     return { created: written.created, updated: written.updated, unchanged: written.unchanged };
   }
 
@@ -127,7 +160,7 @@ export class DeviceService {
   async deleteMeta(deviceId: string): Promise<boolean> {
     const event = await this.store.deleteEntry(deviceId);
     if (event === null) return false;
-    this.events.publish(event);
+    this.#publish(event);
     return true;
   }
 
@@ -154,7 +187,7 @@ export class DeviceService {
       const events = await this.store.markSilent(cutoff, SILENCE_BATCH, new Date(this.clock.now()).toISOString());
       let silent = 0;
       for (const event of events) {
-        this.events.publish(event);
+        this.#publish(event);
         if (event.kind === 'silent') silent++; // each may be followed by its alarm's event (SPEC §12)
       }
       total += silent;
@@ -172,7 +205,7 @@ export class DeviceService {
     for (;;) {
       const now = this.clock.now();
       const events = await this.store.sweepAlarms(Math.floor(now / 1000), SILENCE_BATCH, new Date(now).toISOString());
-      for (const event of events) this.events.publish(event);
+      for (const event of events) this.#publish(event);
       total += events.length;
       if (events.length < SILENCE_BATCH || this.#sweepsStopped) break;
       await new Promise((resolve) => setImmediate(resolve));
@@ -193,7 +226,7 @@ export class DeviceService {
   #operatorChange(update: AlarmUpdate): Alarm | undefined {
     if (update.kind === 'unknown') return undefined;
     if (update.kind === 'unchanged') return update.alarm;
-    this.events.publish(update.event);
+    this.#publish(update.event);
     return update.event.alarm;
   }
 }

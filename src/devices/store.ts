@@ -149,6 +149,30 @@ export function alarmMatches(alarm: Alarm, query: AlarmQuery): boolean {
   );
 }
 
+/** Why a store cannot be opened: one line for the operator (SPEC §6, §7, §8), then exit code 1. */
+export class StoreOpenError extends Error {
+  override name = 'StoreOpenError';
+}
+
+/** What a shared event log answers a read: the events after a seq, or that it no longer holds the next one. */
+export type LogRead = { kind: 'events'; events: DeviceEvent[] } | { kind: 'gap'; next: number };
+
+/**
+ * SPEC §8: the event log of a store that several processes write (Redis). Every process follows
+ * it and publishes what it reads, its own writes included, so that every process's clients see
+ * every event once, in seq order; a process does not publish what its own writes return.
+ */
+export interface SharedEventLog {
+  /**
+   * The events after `seq`, in seq order, at most `limit`, waiting up to `waitMs` for the first;
+   * none when the wait ends. `gap` when the event after `seq` is no longer kept (`next`: the
+   * oldest kept one). Rejects when the log cannot be read.
+   */
+  readAfter(seq: number, limit: number, waitMs: number): Promise<LogRead>;
+  /** Why the store cannot serve now (its server unreachable), or an empty list. */
+  problems(): string[];
+}
+
 /**
  * The store also keeps the webhook outbox (webhooks/outbox.ts): apply() and markSilent()
  * enqueue a delivery per webhook URL for each event that becomes a webhook, in the same write.
@@ -156,6 +180,8 @@ export function alarmMatches(alarm: Alarm, query: AlarmQuery): boolean {
 export interface DeviceStore extends Outbox {
   /** Created once with the store's data and kept with it (webhook ids derive from it, SPEC §5). */
   readonly storeId: string;
+  /** SPEC §8: set when other processes write the same store: the service follows this log. */
+  readonly sharedLog?: SharedEventLog;
   /** The seq of the newest event this store emitted. */
   lastSeq(): Promise<number>;
   /** Applies SPEC §4 to one message atomically; an update gets the next seq. */

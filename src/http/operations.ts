@@ -10,7 +10,8 @@ export async function operationRoutes(app: FastifyInstance, opts: { doc: OpenApi
   app.route({
     ...route(opts.doc, 'getReadiness'),
     handler: async (_request, reply) => {
-      const reasons = app.ingest.problems();
+      // SPEC §8: a shared store that cannot be reached is no ready replica either
+      const reasons = [...app.ingest.problems(), ...app.devices.problems()];
       if (reasons.length > 0) reply.code(503);
       return { status: reasons.length === 0 ? 'ready' : 'unavailable', reasons };
     },

@@ -331,7 +331,10 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus]; batch: [num
 
   #subscribe(client: MqttClient): void {
     const c = this.#config;
-    client.subscribe(c.topics, { qos: c.qos }, (err, granted) => {
+    // SPEC §8: with a shared group the broker splits the messages among the group's members; they
+    // arrive on their own topics (what topicMatcher checks), not on the $share filter
+    const filters = c.sharedGroup === null ? c.topics : c.topics.map((topic) => `$share/${c.sharedGroup}/${topic}`);
+    client.subscribe(filters, { qos: c.qos }, (err, granted) => {
       if (client !== this.#client) return;
       if (err) {
         this.#onError(err);
@@ -344,7 +347,7 @@ export class MqttIngest extends EventEmitter<{ status: [MqttStatus]; batch: [num
       }
       this.#status.subscribed = true;
       this.#status.lastError = null;
-      this.#log.info({ topics: c.topics }, 'MQTT subscribed');
+      this.#log.info({ topics: filters }, 'MQTT subscribed');
       this.emit('status', this.status());
       this.#resolveSubscribed();
     });

@@ -66,7 +66,14 @@ async function streamsPlugin(app: FastifyInstance, opts: StreamsPluginOptions): 
     keepAliveLoop(() => webSockets(live), opts.config.wsPingMs, clock),
     keepAliveLoop(() => live.sse, opts.config.sseKeepAliveMs, clock),
   ];
+  // SPEC §8: the shared event log no longer held what this replica had not read: no live client
+  // may skip those events silently. Closed as too slow ones are (1013, a dropped stream), they
+  // come back, re-read the state, and an SSE Last-Event-ID from before the gap gets a reset.
+  const unsubscribe = app.devices.events.onGap(() => {
+    for (const client of [...allClients(live)]) client.dropSlow('the shared event log no longer holds the events it missed');
+  });
   app.addHook('preClose', async () => {
+    unsubscribe();
     for (const timer of timers) clock.clearInterval(timer);
   });
   await app.register(sseRoutes, opts);

@@ -35,6 +35,8 @@ import {
   type RegistryPage,
   type RegistryQuery,
   type RegistryWrite,
+  type LogRead,
+  type SharedEventLog,
   type StoreOutcome,
   type StoreSummary,
 } from '../store.js';
@@ -69,8 +71,20 @@ import { Commit, fillTokens, hasToken, paddedSeqToken, runScript, seqToken, type
 export interface RedisStoreOptions {
   /** A connected client (node-redis); the store sends commands and scripts through it. */
   client: RedisCommander;
-  /** Closes the client, at close(). */
+  /**
+   * SPEC §8: a second connection for the event log's blocking reads (XREAD BLOCK holds its
+   * connection). With it the store is shared: it has a sharedLog, and the service follows it.
+   */
+  reader?: RedisCommander;
+  /** Closes the clients, at close() (which ends a blocking read under way). */
   closeClient?: () => Promise<void>;
+  /** Why Redis cannot be used now (its connection down), or an empty list: for /readyz. */
+  problems?: () => string[];
+  /**
+   * SPEC §8: follow each write with WAITAOF (Redis 7.2 and later), so that it returns once Redis
+   * has it on disk (redis-durability.ts says when).
+   */
+  waitAof?: boolean;
   /** Every key starts with it: several stores (tests, other bridges) may share one Redis. */
   prefix: string;
   historyLimit: number;
@@ -151,6 +165,7 @@ function deliveryMember(id: number): string {
 
 export class RedisStore implements DeviceStore {
   readonly storeId: string;
+  readonly sharedLog?: SharedEventLog;
   readonly #c: RedisCommander;
   readonly #closeClient: (() => Promise<void>) | undefined;
   readonly #p: string;
@@ -158,6 +173,7 @@ export class RedisStore implements DeviceStore {
   readonly #streamLength: number;
   readonly #webhookUrls: string[];
   readonly #settings: AlarmSettings | null;
+  readonly #waitAof: boolean;
   #closed = false;
 
   private constructor(options: RedisStoreOptions, storeId: string) {
@@ -169,6 +185,31 @@ export class RedisStore implements DeviceStore {
     this.#streamLength = Math.max(options.eventBuffer, MIN_STREAM_LENGTH);
     this.#webhookUrls = options.webhookUrls ?? [];
     this.#settings = options.alarms === undefined ? DEFAULT_ALARM_SETTINGS : options.alarms;
+    this.#waitAof = options.waitAof === true;
+    const reader = options.reader;
+    if (reader !== undefined) {
+      this.sharedLog = {
+        readAfter: (seq, limit, waitMs) => this.#readAfter(reader, seq, limit, waitMs),
+        problems: options.problems ?? (() => []),
+      };
+    }
+  }
+
+  /** SPEC §8: the stream's entries after `seq` (XREAD BLOCK), or the gap where it no longer reaches back. */
+  async #readAfter(reader: RedisCommander, seq: number, limit: number, waitMs: number): Promise<LogRead> {
+    const stream = `${this.#p}ev`;
+    const reply = await reader.sendCommand(['XREAD', 'COUNT', String(limit), 'BLOCK', String(waitMs), 'STREAMS', stream, `${seq}-0`]);
+    if (reply === null) {
+      // nothing new for a while: a Redis that lost its data hands out seqs from 1 again, below ours
+      const newest = await this.lastSeq();
+      if (newest >= seq) return { kind: 'events', events: [] };
+      const oldest = flatPairs(await this.#cmd('XRANGE', stream, '-', '+', 'COUNT', 1))[0] as string | undefined;
+      return { kind: 'gap', next: oldest === undefined ? newest + 1 : Number(oldest.slice(0, oldest.indexOf('-'))) };
+    }
+    const [, entries] = flatPairs(reply) as [string, [string, unknown][]];
+    const events = (entries ?? []).map(([id, fields]) => eventFromEntry(id, fields));
+    if (events.length > 0 && events[0]!.seq > seq + 1) return { kind: 'gap', next: events[0]!.seq };
+    return { kind: 'events', events };
   }
 
   /** Opens the store in `client`'s Redis: its id is created once and kept (SPEC §5 webhook ids). */
@@ -255,6 +296,7 @@ export class RedisStore implements DeviceStore {
       const commit = new Commit();
       const built = left.map((i) => ({ i, ...build(commit, slots.get(idOf(writes[i]!))!, writes[i]!) }));
       const result = await commit.run(this.#c, `${this.#p}seq`);
+      if (this.#waitAof && result.skipped.size < commit.items.length) await this.#fsynced();
       const next: number[] = [];
       for (const b of built) {
         if (b.item !== null && result.skipped.has(b.item)) next.push(b.i);
@@ -263,6 +305,12 @@ export class RedisStore implements DeviceStore {
       left = next;
     }
     return outcomes;
+  }
+
+  /** WAITAOF 1 0: returns once the local AOF has every write before it (fsynced); throws when it has not within a second. */
+  async #fsynced(): Promise<void> {
+    const [local] = flatPairs(await this.#cmd('WAITAOF', 1, 0, 1000));
+    if (Number(local) < 1) throw new Error('Redis did not fsync the write within a second (WAITAOF)');
   }
 
   // --- DeviceStore

@@ -23,6 +23,7 @@ import { apply, markSilent, withMeta } from '../rules.js';
 import { sameEntry } from '../registry.js';
 import {
   searchMatches,
+  StoreOpenError,
   type AlarmPage,
   type AlarmQuery,
   type AlarmUpdate,
@@ -59,10 +60,8 @@ export interface SqliteStoreOptions {
   alarms?: AlarmSettings | null;
 }
 
-/** Why DATA_DIR cannot be used: one line for the operator (SPEC §6, §7). */
-export class StoreOpenError extends Error {
-  override name = 'StoreOpenError';
-}
+// Why DATA_DIR cannot be used: store.ts's StoreOpenError, here too for those who open this store
+export { StoreOpenError };
 
 export const DATABASE_FILE = 'wiihey-bridge.db';
 
