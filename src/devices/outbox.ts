@@ -21,8 +21,15 @@ export interface Delivery {
 
 /** The part of a store that keeps pending deliveries. */
 export interface Outbox {
-  /** Deliveries of `url` due at `now`, oldest first. */
+  /** Deliveries of `url` due at `now`, oldest first. Reading settles nothing. */
   dueDeliveries(url: string, now: number, limit: number): Promise<Delivery[]>;
+  /**
+   * SPEC §8: the due deliveries a sender takes: as dueDeliveries(), and no other process gets them
+   * for `leaseMs` (its attempt under way), unless the sender settles them first. A store of one
+   * process returns what dueDeliveries() does: the sender's own in-flight set keeps it from
+   * sending one twice. A sender that dies leaves its deliveries to be taken when the lease ends.
+   */
+  claimDeliveries(url: string, now: number, limit: number, leaseMs: number): Promise<Delivery[]>;
   /** When the next delivery of `url` falls due, or null when none is pending. */
   nextDueAt(url: string): Promise<number | null>;
   deliveryDone(id: number): Promise<void>;

@@ -33,6 +33,10 @@ export interface WebhookCounts {
 
 /** Requests in flight per URL: enough to keep up, few enough not to swamp a receiver. */
 const PER_URL = 4;
+/** A claim lasts twice the attempt's timeout and this much more: then another replica may take the delivery. */
+const CLAIM_MARGIN_MS = 5000;
+/** At close, attempts under way get this long to finish before they are cut. */
+const CLOSE_GRACE_MS = 1000;
 
 /** Emits 'settled' after each attempt is recorded (delivered, retried, abandoned or disabled). */
 export class WebhookDelivery extends EventEmitter<{ settled: [] }> {
@@ -105,15 +109,23 @@ class UrlWorker {
   async close(): Promise<void> {
     this.#closed = true;
     this.#clock.clearTimeout(this.#timer);
+    // attempts under way may finish first: one cut after the receiver took it is sent again
+    // later (once its claim ends, SPEC §8), a duplicate the receiver must recognise by its id.
+    // Real time: it bounds close(), which a test's manual clock would leave open.
+    const inFlight = Promise.allSettled(this.#inFlight.values());
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([inFlight, new Promise((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+    clearTimeout(grace);
     this.#abort.abort();
-    await Promise.allSettled(this.#inFlight.values());
+    await inFlight;
   }
 
   /** Starts what is due (up to PER_URL at once), then sleeps until the next is due. */
   async #pump(): Promise<void> {
     const free = PER_URL - this.#inFlight.size;
     if (free > 0) {
-      const due = await this.options.outbox.dueDeliveries(this.url, this.#now(), PER_URL);
+      // SPEC §8: taken, so that another replica sends none of them while this one tries
+      const due = await this.options.outbox.claimDeliveries(this.url, this.#now(), PER_URL, 2 * this.options.timeoutMs + CLAIM_MARGIN_MS);
       for (const delivery of due) {
         if (this.#inFlight.size >= PER_URL || this.#inFlight.has(delivery.id)) continue;
         const attempt = this.#attempt(delivery).finally(() => {

@@ -343,6 +343,11 @@ export class MemoryStore implements DeviceStore {
     return due.slice(0, limit).map((d) => ({ ...d }));
   }
 
+  /** One process owns this store: the sender's in-flight set is the claim. */
+  async claimDeliveries(url: string, now: number, limit: number): Promise<Delivery[]> {
+    return this.dueDeliveries(url, now, limit);
+  }
+
   async nextDueAt(url: string): Promise<number | null> {
     let next: number | null = null;
     for (const d of this.#outbox.values()) if (d.url === url && (next === null || d.nextAttemptAt < next)) next = d.nextAttemptAt;

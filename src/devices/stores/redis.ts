@@ -877,6 +877,19 @@ export class RedisStore implements DeviceStore {
     return due;
   }
 
+  async claimDeliveries(url: string, now: number, limit: number, leaseMs: number): Promise<Delivery[]> {
+    if (limit <= 0) return [];
+    const rows = (await runScript(this.#c, CLAIM_SCRIPT, [], [this.#p, url, String(now), String(limit), String(now + leaseMs)])) as (string | null)[][];
+    return rows.map(([member, u, seq, body, attempts, next]) => ({
+      id: Number(member),
+      url: u!,
+      seq: Number(seq),
+      body: body!,
+      attempts: Number(attempts),
+      nextAttemptAt: Number(next),
+    }));
+  }
+
   async nextDueAt(url: string): Promise<number | null> {
     const first = flatPairs(await this.#cmd('ZRANGE', `${this.#p}ob:${url}`, 0, 0, 'WITHSCORES'));
     return first.length === 0 ? null : Number(first[1]);
@@ -997,4 +1010,21 @@ else
   redis.call('ZADD', ARGV[1] .. 'ob:' .. url, ARGV[5], ARGV[2])
 end
 return 1
+`;
+
+/**
+ * SPEC §8: takes a URL's due deliveries for one replica: each is put out of the due range until
+ * the lease ends (its score; its own `next` stays what the schedule said), read and returned.
+ */
+const CLAIM_SCRIPT = `
+local due = redis.call('ZRANGE', ARGV[1] .. 'ob:' .. ARGV[2], '-inf', ARGV[3], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, member in ipairs(due) do
+  local row = redis.call('HMGET', ARGV[1] .. 'o:' .. member, 'url', 'seq', 'body', 'attempts', 'next')
+  if row[1] then
+    redis.call('ZADD', ARGV[1] .. 'ob:' .. ARGV[2], ARGV[5], member)
+    out[#out + 1] = { member, row[1], row[2], row[3], row[4], row[5] }
+  end
+end
+return out
 `;

@@ -500,6 +500,11 @@ export class SqliteStore implements DeviceStore {
     );
   }
 
+  /** One process owns this store: the sender's in-flight set is the claim. */
+  async claimDeliveries(url: string, now: number, limit: number): Promise<Delivery[]> {
+    return this.dueDeliveries(url, now, limit);
+  }
+
   async nextDueAt(url: string): Promise<number | null> {
     return (this.#q.nextDue.get(url) as { at: number | null }).at;
   }

@@ -184,3 +184,35 @@ t.test("alarm timers follow the alarm settings: changed between runs, or another
   const on = await RedisStore.open({ ...base, prefix: 'timers2:', alarms: settings(600) });
   t.same((await on.sweepAlarms(T + 10_000, 10, AT)).map((e) => [e.transition, e.alarm.type, e.alarm.raisedAt]), [['raised', 'cover_open', new Date((T + 600) * 1000).toISOString()], ['escalated', 'cover_open', new Date((T + 600) * 1000).toISOString()]]);
 });
+
+t.test('webhook deliveries are claimed by one replica at a time, and taken over when its lease ends', async (t) => {
+  const server = await startRedis(t);
+  if (server === undefined) return;
+  const client = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  t.teardown(() => client.destroy());
+  const url = 'http://hook.example/';
+  const options = { client, prefix: 'claims:', historyLimit: 5, eventBuffer: 10, webhookUrls: [url], alarms: null };
+  const one = await RedisStore.open(options);
+  const two = await RedisStore.open(options);
+  for (const deviceId of ['a', 'b', 'c']) await one.apply(record({ deviceId }), AT);
+  const now = 1_000_000;
+  const mine = await one.claimDeliveries(url, now, 2, 60_000);
+  t.same(mine.map((d) => [d.seq, d.attempts, d.nextAttemptAt]), [[1, 0, 0], [2, 0, 0]], 'the oldest two, as they were');
+  t.same((await two.claimDeliveries(url, now, 10, 60_000)).map((d) => d.seq), [3], 'the other replica gets only the one not claimed');
+  t.same(await two.claimDeliveries(url, now + 59_999, 10, 60_000), [], 'nothing while the leases run');
+  t.same(seqsOf(await one.dueDeliveries(url, now, 10)), [], 'claimed ones are not due');
+  await one.deliveryDone(mine[0]!.id); // delivered
+  t.equal(await one.pendingDeliveries(), 2);
+  // the first replica dies with the second delivery in flight: it is taken over when its lease ends
+  const taken = await two.claimDeliveries(url, now + 60_000, 10, 60_000);
+  t.same(taken.map((d) => [d.seq, d.id, d.attempts]), [[2, mine[1]!.id, 0], [3, taken[1]!.id, 0]], 'same id, same attempts: the same delivery');
+  await two.deliveryRetry(taken[0]!.id, 1, now + 300_000);
+  t.equal(await two.nextDueAt(url), now + 120_000, 'the next due: the lease of the third');
+  t.same(seqsOf(await one.claimDeliveries(url, now + 300_000, 10, 60_000)), [3, 2], 'both due: in the order they fell due (the lease ended first)');
+});
+
+function seqsOf(ds: { seq: number }[]): number[] {
+  return ds.map((d) => d.seq);
+}
