@@ -7,6 +7,7 @@ export const BRG_ERR_DEVICE_NOT_FOUND = createError('BRG_ERR_DEVICE_NOT_FOUND', 
 export const BRG_ERR_INVALID_CURSOR = createError('BRG_ERR_INVALID_CURSOR', 'cursor is not one this service handed out', 400);
 export const BRG_ERR_ROUTE_NOT_FOUND = createError('BRG_ERR_ROUTE_NOT_FOUND', 'no route %s %s', 404);
 export const BRG_ERR_INTERNAL = createError('BRG_ERR_INTERNAL', 'internal server error', 500);
+export const BRG_ERR_STORE_UNAVAILABLE = createError('BRG_ERR_STORE_UNAVAILABLE', 'the store cannot be reached now: try again (GET /readyz says why)', 503);
 export const BRG_ERR_UPGRADE_REQUIRED = createError('BRG_ERR_UPGRADE_REQUIRED', '%s speaks WebSocket only: open it with a WebSocket client', 426);
 export const BRG_ERR_INVALID_FILTER = createError('BRG_ERR_INVALID_FILTER', 'invalid filter: %s', 400);
 export const BRG_ERR_UNAUTHORIZED = createError('BRG_ERR_UNAUTHORIZED', 'an API key is required: Authorization: Bearer <key>, x-api-key: <key> or ?apiKey=<key>', 401);

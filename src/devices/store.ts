@@ -154,6 +154,11 @@ export class StoreOpenError extends Error {
   override name = 'StoreOpenError';
 }
 
+/** The store's server cannot be reached now (Redis down): try again; nothing was written (SPEC §8). */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
 /** What a shared event log answers a read: the events after a seq, or that it no longer holds the next one. */
 export type LogRead = { kind: 'events'; events: DeviceEvent[] } | { kind: 'gap'; next: number };
 

@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { BRG_ERR_INTERNAL, BRG_ERR_ROUTE_NOT_FOUND } from '../errors.js';
+import { BRG_ERR_INTERNAL, BRG_ERR_STORE_UNAVAILABLE, BRG_ERR_ROUTE_NOT_FOUND } from '../errors.js';
 import { deviceRoutes } from './devices.js';
 import { addComponentSchemas, type OpenApiDocument } from '../openapi.js';
 import { operationRoutes } from './operations.js';
@@ -15,6 +15,12 @@ async function httpPlugin(app: FastifyInstance, opts: { doc: OpenApiDocument; re
   addComponentSchemas(app, doc);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if ((error as Error).name === 'StoreUnavailableError') {
+      // SPEC §8: Redis away; the message names no internals, the log says what failed
+      request.log.warn({ err: error.message }, 'store unavailable');
+      const unavailable = new BRG_ERR_STORE_UNAVAILABLE();
+      return reply.code(503).send({ statusCode: 503, code: unavailable.code, error: 'Service Unavailable', message: unavailable.message });
+    }
     const status = error.statusCode ?? 500;
     if (status >= 500) {
       // SPEC §9: a 5xx never carries an internal message or a stack

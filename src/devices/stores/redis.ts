@@ -39,6 +39,7 @@ import {
   type SharedEventLog,
   type StoreOutcome,
   type StoreSummary,
+  StoreUnavailableError,
 } from '../store.js';
 import type { Device, HistoryEntry, RegistryEntry } from '../types.js';
 import { alarmJson, deviceJson } from '../wire.js';
@@ -178,7 +179,7 @@ export class RedisStore implements DeviceStore {
 
   private constructor(options: RedisStoreOptions, storeId: string) {
     this.storeId = storeId;
-    this.#c = options.client;
+    this.#c = unavailableOnFailure(options.client);
     this.#closeClient = options.closeClient;
     this.#p = options.prefix;
     this.#historyLimit = options.historyLimit;
@@ -186,7 +187,7 @@ export class RedisStore implements DeviceStore {
     this.#webhookUrls = options.webhookUrls ?? [];
     this.#settings = options.alarms === undefined ? DEFAULT_ALARM_SETTINGS : options.alarms;
     this.#waitAof = options.waitAof === true;
-    const reader = options.reader;
+    const reader = options.reader === undefined ? undefined : unavailableOnFailure(options.reader);
     if (reader !== undefined) {
       this.sharedLog = {
         readAfter: (seq, limit, waitMs) => this.#readAfter(reader, seq, limit, waitMs),
@@ -1028,3 +1029,20 @@ for _, member in ipairs(due) do
 end
 return out
 `;
+
+/**
+ * The client, with its failures to reach Redis (a closed or lost connection, a server still
+ * loading its data) as StoreUnavailableError: the API answers 503 for them. Redis's answers to
+ * the command itself (NOSCRIPT, a wrong type) stay what they are.
+ */
+function unavailableOnFailure(client: RedisCommander): RedisCommander {
+  return {
+    sendCommand: (args) =>
+      client.sendCommand(args).catch((err: unknown) => {
+        const e = err as Error;
+        const reply = e?.constructor?.name === 'ErrorReply' || e?.constructor?.name === 'SimpleError' || e?.constructor?.name === 'BlobError';
+        if (reply && !e.message.startsWith('LOADING')) throw err;
+        throw new StoreUnavailableError(`Redis cannot be reached: ${e?.message ?? String(err)}`, { cause: err });
+      }),
+  };
+}
