@@ -216,3 +216,37 @@ t.test('webhook deliveries are claimed by one replica at a time, and taken over 
 function seqsOf(ds: { seq: number }[]): number[] {
   return ds.map((d) => d.seq);
 }
+
+t.test('two replicas sweeping at the same moment: each silence and each timed alarm once', async (t) => {
+  const server = await startRedis(t);
+  if (server === undefined) return;
+  const connect = async () => {
+    const c = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+    c.on('error', () => {});
+    await c.connect();
+    t.teardown(() => c.destroy());
+    return c;
+  };
+  const T = 1_700_000_000;
+  const alarms = { ...DEFAULT_ALARM_SETTINGS, openAfterSeconds: 600 };
+  const options = { prefix: 'sweep:', historyLimit: 5, eventBuffer: 10, alarms, webhookUrls: ['http://hook.example/'] };
+  const one = await RedisStore.open({ client: await connect(), ...options });
+  const two = await RedisStore.open({ client: await connect(), ...options });
+  const batch: BatchItem[] = [];
+  for (let i = 0; i < 300; i++) batch.push({ record: record({ deviceId: `s${i}`, state: i % 2 === 0 ? 'open' : 'close', timestamp: T }), receivedAt: AT });
+  await one.applyBatch(batch);
+
+  const [a, b] = await Promise.all([one.sweepAlarms(T + 600, 1000, AT), two.sweepAlarms(T + 600, 1000, AT)]);
+  const raised = [...a, ...b].map((e) => e.deviceId).sort();
+  t.equal(raised.length, 150, 'one cover_open per open cover');
+  t.equal(new Set(raised).size, 150, 'none twice');
+
+  const [x, y] = await Promise.all([one.markSilent(T + 1, 1000, AT), two.markSilent(T + 1, 1000, AT)]);
+  const silent = [...x, ...y].filter((e) => e.kind === 'silent').map((e) => e.deviceId);
+  t.equal(silent.length, 300, 'one silent event per device');
+  t.equal(new Set(silent).size, 300, 'none twice');
+  t.equal((await one.summary()).silent, 300);
+  const raisedSilent = [...x, ...y].filter((e) => e.kind === 'alarm' && e.alarm.type === 'silent').length;
+  t.equal(raisedSilent, 300, 'and one silent alarm each');
+  t.equal(await one.pendingDeliveries(), 300 + 150 + 300 + 300, 'a webhook per change, per alarm raised, per silence, per silent alarm');
+});
