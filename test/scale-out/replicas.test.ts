@@ -113,3 +113,44 @@ t.test('two replicas with one client id: the second is refused at start', async 
   const ready = await fetch(`${c.replicas[0]!.base}/readyz`);
   t.equal(ready.status, 200, 'the first goes on');
 });
+
+t.test('kill -9 of one replica mid-run (shared group): its waiting share is processed when it returns with its id', async (t) => {
+  const c = await cluster(t, 2, { MQTT_SHARED_GROUP: 'bridges', HISTORY_LIMIT: '50' });
+  if (!c) return;
+  const pub = await publisher(t, c.broker, { clientId: 'publisher-kill9' });
+  const total = 6000;
+  const last = new Map<string, { state: string; timestamp: number }>();
+  for (let i = 0; i < total; i++) {
+    const deviceId = `d${i % 600}`;
+    const timestamp = ts + i;
+    const state = Math.floor(i / 600) % 2 === 0 ? 'open' : 'close';
+    last.set(deviceId, { state, timestamp });
+    await pub.publishAsync(TOPIC, message(deviceId, state, timestamp), { qos: 1 });
+    if (i === 2000) {
+      c.replicas[1]!.child.kill('SIGKILL');
+      await c.replicas[1]!.exited;
+    }
+  }
+  // the broker kept the dead replica's share in its session (SPEC §8): it comes back for it
+  c.replicas[1] = await spawnBridge(t, c.env(1));
+  // the counters of the killed process died with it: wait on the devices themselves
+  const wrong = async (): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let cursor: string | null = ''; cursor !== null;) {
+      const page: { items: { deviceId: string; state: string; timestamp: number }[]; nextCursor: string | null } = await getJson(
+        `${c.replicas[0]!.base}/devices?limit=1000${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      for (const d of page.items) if (last.get(d.deviceId)?.timestamp !== d.timestamp || last.get(d.deviceId)?.state !== d.state) ids.push(d.deviceId);
+      cursor = page.nextCursor;
+    }
+    return ids;
+  };
+  let left = await wrong();
+  for (const deadline = Date.now() + 60_000; left.length > 0; left = await wrong()) {
+    if (Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  t.same(left.slice(0, 5), [], 'every device in its last state');
+  const back = await getJson<{ messages: { received: number } }>(`${c.replicas[1]!.base}/stats`);
+  t.ok(back.messages.received > 0, `the returning replica took its waiting share (${back.messages.received} messages)`);
+});
