@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,12 +99,16 @@ t.test('docker-compose.yml', async (t) => {
   const config = YAML.parse(r.stdout) as ComposeConfig;
   const services = config.services;
 
-  t.test('services and the bridge upstream', async (t) => {
-    t.same(Object.keys(services).sort(), ['bridge', 'mosquitto', 'simulator']);
-    const env = services.bridge?.environment ?? {};
-    t.match(env.MQTT_URL, /^mqtts:\/\//, 'the bridge talks TLS to the broker');
-    t.ok(env.MQTT_CA_FILE, 'and verifies it against the test CA');
-    t.not(env.MQTT_TLS_INSECURE, 'true', 'certificate checks stay on');
+  const bridges = Object.keys(services).filter((name) => name.startsWith('bridge-'));
+
+  t.test('services and the bridges upstream', async (t) => {
+    t.same(Object.keys(services).sort(), ['bridge-1', 'bridge-2', 'mosquitto', 'proxy', 'redis', 'simulator']);
+    for (const name of bridges) {
+      const env = services[name]?.environment ?? {};
+      t.match(env.MQTT_URL, /^mqtts:\/\//, `${name} talks TLS to the broker`);
+      t.ok(env.MQTT_CA_FILE, 'and verifies it against the test CA');
+      t.not(env.MQTT_TLS_INSECURE, 'true', 'certificate checks stay on');
+    }
     const command = [services.simulator?.command ?? []].flat().join(' ');
     t.match(command, /--url mqtts:\/\//, 'the simulator uses TLS too');
     for (const [name, service] of Object.entries(services)) {
@@ -112,9 +116,27 @@ t.test('docker-compose.yml', async (t) => {
     }
   });
 
+  t.test('scale-out (SPEC §8): Redis with AOF, two replicas with distinct ids and one shared group, one port', async (t) => {
+    const redis = [services.redis?.command ?? []].flat().join(' ');
+    t.match(redis, /--appendonly yes/, 'Redis keeps an append-only file');
+    t.match(redis, /--appendfsync always/, 'fsynced before each answer: an acknowledged message survives a crash of Redis');
+    t.equal(bridges.length, 2, 'two replicas');
+    const envs = bridges.map((name) => services[name]?.environment ?? {});
+    t.ok(envs.every((env) => env.REDIS_URL === 'redis://redis:6379'), 'on the one Redis');
+    t.equal(new Set(envs.map((env) => env.REPLICA_ID)).size, 2, 'each with its own REPLICA_ID');
+    t.ok(envs.every((env) => env.REPLICA_ID !== undefined && env.REPLICA_ID !== null), '(set)');
+    t.ok(envs.every((env) => env.MQTT_SHARED_GROUP === envs[0]!.MQTT_SHARED_GROUP && env.MQTT_SHARED_GROUP), 'one shared group');
+    t.ok(envs.every((env) => !('DATA_DIR' in env)), 'no DATA_DIR (refused with REDIS_URL)');
+    t.ok(envs.every((env) => env.TRUST_PROXY === '1'), 'the client address from the proxy');
+    t.same(services.bridge?.ports, undefined);
+    for (const name of bridges) t.same(services[name]?.ports ?? [], [], `${name} publishes no port: the proxy does`);
+    const cfg = readFileSync(join(root, 'deploy', 'proxy', 'haproxy.cfg'), 'utf8');
+    for (const name of bridges) t.match(cfg, new RegExp(`server ${name} ${name}:3000 check`), `the proxy sends to ${name}, checked`);
+    t.match(cfg, /option httpchk GET \/readyz/, 'a replica that is not ready gets no new requests');
+  });
+
   t.test('published ports are bound to the loopback interface', async (t) => {
-    const bridgePorts = services.bridge?.ports ?? [];
-    t.ok(bridgePorts.length > 0, 'the bridge publishes its port');
+    t.ok((services.proxy?.ports ?? []).length > 0, 'the proxy publishes the port');
     for (const [name, service] of Object.entries(services)) {
       for (const port of service.ports ?? []) {
         t.equal(hostIp(port), '127.0.0.1', `${name}: ${JSON.stringify(port)}`);
@@ -146,6 +168,6 @@ t.test('docker-compose.yml', async (t) => {
         checked++;
       }
     }
-    t.ok(checked >= 2, 'the broker configuration and ACL are among the mounts checked');
+    t.ok(checked >= 3, 'the broker configuration, its ACL and the proxy configuration are among the mounts checked');
   });
 });
