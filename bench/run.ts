@@ -16,12 +16,13 @@ import { storeBatch } from './scenarios/store-batch.js';
 import { rest } from './scenarios/rest.js';
 import { restart } from './scenarios/restart.js';
 import { stalled } from './scenarios/stalled.js';
+import { scaleOut } from './scenarios/scale-out.js';
 
 // npm run bench [-- --quick] [NAME…]: every goal of SPEC §10, measured beside the limits of the
 // stack in the same run. Results: bench/results/<time>.json; a full run rewrites BENCHMARKS.md.
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SCENARIOS: Scenario[] = [ingest, ingestClients, rest, latency, fanout, memory, restart, stalled, registry, alarms, storeBatch];
+const SCENARIOS: Scenario[] = [ingest, ingestClients, rest, latency, fanout, memory, restart, stalled, registry, alarms, storeBatch, scaleOut];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

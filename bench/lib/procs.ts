@@ -110,7 +110,8 @@ export async function startBridge(env: Record<string, string>): Promise<Proc & {
       RATE_LIMIT_PER_MINUTE: '0', // one address makes every request: the bare baselines have no limits either
       MAX_STREAMS_PER_ADDRESS: '0',
       EMBEDDED_MQTT_PORT: '0',
-      DATA_DIR: '',
+      // memory only, unless the scenario says otherwise; with REDIS_URL, DATA_DIR must not be set at all (SPEC §8)
+      ...(env.REDIS_URL === undefined ? { DATA_DIR: '' } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -156,4 +157,39 @@ export function rss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status);
   return kb ? Number(kb[1]) * 1024 : Number.NaN;
+}
+
+/** Debian's redis-server on a free port, with its own data folder; appendonly yes with `appendfsync`. */
+export async function startRedisServer(appendfsync: 'always' | 'everysec'): Promise<Proc & { url: string }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'wiihey-bench-redis-'));
+  const config = join(dir, 'redis.conf');
+  writeFileSync(
+    config,
+    [`port ${port}`, 'bind 127.0.0.1', 'daemonize no', `dir ${dir}`, 'save ""', 'appendonly yes', `appendfsync ${appendfsync}`, 'loglevel notice', 'logfile ""'].join('\n'),
+  );
+  let bin = 'redis-server';
+  for (const candidate of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) {
+    try {
+      readFileSync(candidate);
+      bin = candidate;
+      break;
+    } catch {
+      // next
+    }
+  }
+  const proc = track(spawn(bin, [config], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  await waitFor(async () => {
+    if (proc.child.exitCode !== null) throw new Error(`redis-server exited (Debian: apt-get install redis-server): ${proc.output()}`);
+    return /Ready to accept connections/.test(proc.output());
+  }, 10_000, 'redis-server to start');
+  const stop = proc.stop;
+  return {
+    ...proc,
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

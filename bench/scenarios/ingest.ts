@@ -44,7 +44,7 @@ interface Batches {
   p99: number;
 }
 
-async function batchSizes(base: string): Promise<Batches | null> {
+export async function batchSizes(base: string): Promise<Batches | null> {
   const text = await (await fetch(`${base}/metrics`)).text();
   const buckets: [number, number][] = [];
   let count = 0;
@@ -60,7 +60,7 @@ async function batchSizes(base: string): Promise<Batches | null> {
   return { batches: count, mean: Math.round((sum / count) * 10) / 10, p50: at(0.5), p90: at(0.9), p99: at(0.99) };
 }
 
-async function baselineRun(ctx: Context, url: string, qos: 0 | 1, count: number): Promise<{ rate: number; lost: number }> {
+export async function baselineRun(ctx: Context, url: string, qos: 0 | 1, count: number): Promise<{ rate: number; lost: number }> {
   const bare = await startScript('baselines/subscriber.ts', [url, TOPIC, String(qos), String(count)]);
   try {
     const started = Date.now();
