@@ -21,11 +21,14 @@ import { createHash, randomBytes } from 'node:crypto';
 /** How a command's argument names the seq of the commit's k-th event: `\x01k\x01`, or 16 digits zero-padded: `\x02k\x02`. */
 const SEQ = '\x01';
 const PADDED = '\x02';
+/** An argument that stands for the item's device JSON (CommitItem.device), sent once for its several uses. */
+export const DEVICE = '\x03';
 
 export const COMMIT_SCRIPT = `
 local commit = cjson.decode(ARGV[1])
 local seqKey = commit[1]
 local items = commit[2]
+local countsKey = commit[3]
 local seq = tonumber(redis.call('GET', seqKey) or '0')
 local first = seq
 local run = {}
@@ -53,6 +56,7 @@ local function fill(s)
   s = string.gsub(s, '\\1(%d+)\\1', function(k) return string.format('%d', assigned[tonumber(k)]) end)
   return (string.gsub(s, '\\2(%d+)\\2', function(k) return string.format('%016d', assigned[tonumber(k)]) end))
 end
+local counts = {}
 for _, item in ipairs(run) do
   local firstK = tonumber(item[3])
   for k = firstK, firstK + tonumber(item[4]) - 1 do
@@ -60,16 +64,27 @@ for _, item in ipairs(run) do
     assigned[k] = seq
   end
   local ops = item[5]
+  local device = item[6]
   for o = 1, #ops do
     local op = ops[o]
-    -- an op whose first element is '1' holds tokens: only those are filled in
-    if op[1] == '1' then
-      for a = 2, #op do op[a] = fill(op[a]) end
+    local flags = op[1]
+    if op[2] == 'N' then
+      -- a counter's delta: summed, written once per commit
+      counts[op[3]] = (counts[op[3]] or 0) + tonumber(op[4])
+    else
+      -- flags: t, the op holds seq tokens to fill in; d, an argument that is just \\3 is the item's device JSON
+      if flags ~= '' then
+        for a = 2, #op do
+          if op[a] == '\\3' then op[a] = device elseif string.find(flags, 't', 1, true) then op[a] = fill(op[a]) end
+        end
+      end
+      redis.call(unpack(op, 2))
     end
-    redis.call(unpack(op, 2))
   end
 end
-for key, v in pairs(version) do redis.call('HSET', key, 'v', v) end
+for field, delta in pairs(counts) do
+  if delta ~= 0 then redis.call('HINCRBY', countsKey, field, delta) end
+end
 if seq ~= first then redis.call('SET', seqKey, seq) end
 return { first, skipped }
 `;
@@ -136,6 +151,10 @@ export function fillTokens(text: string, seqOf: (k: number) => number): string {
 export class CommitItem {
   readonly ops: string[][] = [];
   events = 0;
+  /** The item's device JSON, sent once: an argument that is DEVICE stands for it. */
+  device: string | null = null;
+  /** Whether an op of the item writes its hash already (the version goes with it). */
+  #versioned = false;
   constructor(
     /** The device's hash, whose `v` guards the item. */
     readonly key: string,
@@ -151,18 +170,35 @@ export class CommitItem {
    */
   op(...args: (string | number)[]): void {
     let tokens = false;
-    const op = ['0'];
+    let device = false;
+    const op = [''];
     for (const a of args) {
       if (typeof a === 'number') {
         op.push(String(a));
         continue;
       }
+      if (a === DEVICE) device = true;
       const sealed = seal(a);
       if (sealed !== a) tokens = true;
       op.push(sealed);
     }
-    if (tokens) op[0] = '1';
+    op[0] = `${tokens ? 't' : ''}${device ? 'd' : ''}`;
+    // the guard's version goes with the item's first write to its hash: no command of its own
+    if (!this.#versioned && args[0] === 'HSET' && args[1] === this.key) {
+      op.push('v', String(this.expect + 1));
+      this.#versioned = true;
+    }
     this.ops.push(op);
+  }
+
+  /** A counter of the hash `counters` moves by `delta` (summed in the script, written once per commit). */
+  count(field: string, delta: number): void {
+    this.ops.push(['', 'N', field, String(delta)]);
+  }
+
+  /** The ops as sent: with the version, where no op wrote the hash. */
+  finished(): string[][] {
+    return this.#versioned ? this.ops : [...this.ops, ['', 'HSET', this.key, 'v', String(this.expect + 1)]];
   }
 }
 
@@ -198,12 +234,12 @@ export class Commit {
     return this.#k + 1;
   }
 
-  async run(client: RedisCommander, seqKey: string): Promise<CommitResult> {
+  async run(client: RedisCommander, seqKey: string, countsKey: string): Promise<CommitResult> {
     if (this.items.length === 0) return { skipped: new Set(), seqOf: () => Number.NaN };
     // one JSON argument, every value a string (Redis's cjson decodes it in C; no number is
     // rounded): far cheaper to send than an argument per value
-    const items = this.items.map((item) => [item.key, String(item.expect), String(item.firstK), String(item.events), item.ops]);
-    const args = [JSON.stringify([seqKey, items])];
+    const items = this.items.map((item) => [item.key, String(item.expect), String(item.firstK), String(item.events), item.finished(), item.device ?? '']);
+    const args = [JSON.stringify([seqKey, items, countsKey])];
     const [first, skippedList] = (await runScript(client, COMMIT_SCRIPT, [], args)) as [number, number[] | Record<string, never>];
     // an empty Lua table comes back as an empty array (RESP2) or an empty map (RESP3)
     const skipped = new Set(Array.isArray(skippedList) ? skippedList.map((i) => Number(i) - 1) : []);

@@ -45,7 +45,7 @@ import type { Device, HistoryEntry, RegistryEntry } from '../types.js';
 import { alarmJson, deviceJson } from '../wire.js';
 import { webhookBody, webhookType, type Delivery } from '../outbox.js';
 import { eventFromStored, storedAlarm, storedMeta } from '../stored-events.js';
-import { Commit, fillTokens, hasToken, paddedSeqToken, runScript, seqToken, type CommitItem, type CommitResult, type RedisCommander } from './redis-commit.js';
+import { Commit, DEVICE, fillTokens, hasToken, paddedSeqToken, runScript, seqToken, type CommitItem, type CommitResult, type RedisCommander } from './redis-commit.js';
 
 // SPEC §8: the store of REDIS_URL, shared by every replica. Each write reads the devices it
 // touches, decides with the pure rules (rules.ts, alarms.ts), and commits through one script
@@ -122,6 +122,8 @@ type Pending<T> = (result: CommitResult) => T;
 const MAX_ROUNDS = 50;
 /** Ids or alarms read per round trip when a list scans an index. */
 const SCAN_CHUNK = 500;
+/** Own events kept for the feed at most: a feed that falls behind parses the rest. */
+const OWN_EVENTS = 20_000;
 /** Where a stream is short of EVENT_BUFFER (0, say), replicas still need its recent entries to read. */
 const MIN_STREAM_LENGTH = 1000;
 
@@ -173,6 +175,11 @@ export class RedisStore implements DeviceStore {
   readonly #webhookUrls: string[];
   readonly #settings: AlarmSettings | null;
   readonly #waitAof: boolean;
+  /**
+   * The events of this store's own commits, by seq, until the log brings them back: the feed
+   * publishes these objects rather than parsing what it reads (a replica alone: every event).
+   */
+  readonly #own = new Map<number, DeviceEvent>();
   #closed = false;
 
   private constructor(options: RedisStoreOptions, storeId: string) {
@@ -206,7 +213,12 @@ export class RedisStore implements DeviceStore {
       return { kind: 'gap', next: oldest === undefined ? newest + 1 : Number(oldest.slice(0, oldest.indexOf('-'))) };
     }
     const [, entries] = flatPairs(reply) as [string, [string, unknown][]];
-    const events = (entries ?? []).map(([id, fields]) => eventFromEntry(id, fields));
+    const events = (entries ?? []).map(([id, fields]) => {
+      const own = this.#own.get(Number(id.slice(0, id.indexOf('-'))));
+      if (own === undefined) return eventFromEntry(id, fields);
+      this.#own.delete(own.seq);
+      return own;
+    });
     if (events.length > 0 && events[0]!.seq > seq + 1) return { kind: 'gap', next: events[0]!.seq };
     return { kind: 'events', events };
   }
@@ -295,12 +307,12 @@ export class RedisStore implements DeviceStore {
       if (extraRead !== undefined) await extraRead(ws);
       const commit = new Commit();
       const built = left.map((i) => ({ i, ...build(commit, slots.get(idOf(writes[i]!))!, writes[i]!) }));
-      const result = await commit.run(this.#c, `${this.#p}seq`);
+      const result = await commit.run(this.#c, `${this.#p}seq`, `${this.#p}n`);
       if (this.#waitAof && result.skipped.size < commit.items.length) await this.#fsynced();
       const next: number[] = [];
       for (const b of built) {
         if (b.item !== null && result.skipped.has(b.item)) next.push(b.i);
-        else outcomes[b.i] = b.outcome(result);
+        else outcomes[b.i] = this.#keep(b.outcome(result));
       }
       left = next;
     }
@@ -311,6 +323,16 @@ export class RedisStore implements DeviceStore {
   async #fsynced(): Promise<void> {
     const [local] = flatPairs(await this.#cmd('WAITAOF', 1, 0, 1000));
     if (Number(local) < 1) throw new Error('Redis did not fsync the write within a second (WAITAOF)');
+  }
+
+  /** Keeps the events of an outcome for the feed (only a shared store has one), at most OWN_EVENTS of them. */
+  #keep<T>(outcome: T): T {
+    if (this.sharedLog === undefined) return outcome;
+    for (const event of eventsOf(outcome)) {
+      this.#own.set(event.seq, event);
+      if (this.#own.size > OWN_EVENTS) this.#own.delete(this.#own.keys().next().value!);
+    }
+    return outcome;
   }
 
   // --- DeviceStore
@@ -355,24 +377,25 @@ export class RedisStore implements DeviceStore {
     const { device } = outcome;
     const id = slot.id;
     const json = deviceJson(device);
-    item.op('HSET', slot.key, 'dev', json);
+    item.device = json;
+    item.op('HSET', slot.key, 'dev', DEVICE);
     if (current === undefined) {
       item.op('ZADD', `${this.#p}ids`, 0, id);
       item.op('ZADD', `${this.#p}st:${device.state}`, 0, id);
-      item.op('HINCRBY', `${this.#p}n`, 'devices', 1);
-      item.op('HINCRBY', `${this.#p}n`, `s:${device.state}`, 1);
+      item.count('devices', 1);
+      item.count(`s:${device.state}`, 1);
       if (device.meta?.zone != null) item.op('ZADD', `${this.#p}zn:${device.meta.zone}`, 0, id);
       if (slot.entry !== null) item.op('ZREM', `${this.#p}ru`, id);
     } else {
       if (outcome.changed) {
         item.op('ZREM', `${this.#p}st:${current.state}`, id);
         item.op('ZADD', `${this.#p}st:${device.state}`, 0, id);
-        item.op('HINCRBY', `${this.#p}n`, `s:${current.state}`, -1);
-        item.op('HINCRBY', `${this.#p}n`, `s:${device.state}`, 1);
+        item.count(`s:${current.state}`, -1);
+        item.count(`s:${device.state}`, 1);
       }
       if (current.silent) {
         item.op('ZREM', `${this.#p}sil`, id);
-        item.op('HINCRBY', `${this.#p}n`, 'silent', -1);
+        item.count('silent', -1);
       }
     }
     item.op('ZADD', `${this.#p}bt`, device.timestamp, id);
@@ -402,7 +425,7 @@ export class RedisStore implements DeviceStore {
 
   /** The event in the stream, with the seq as its id (SPEC §8). */
   #log(item: CommitItem, k: number, kind: EventKind, stored: string, previousState: string | null = null, changed = false): void {
-    const fields = ['k', kind, 'c', changed ? '1' : '0', 'j', stored];
+    const fields = ['k', kind, 'c', changed ? '1' : '0', 'j', stored === item.device ? DEVICE : stored];
     if (previousState !== null) fields.push('p', previousState);
     item.op('XADD', `${this.#p}ev`, 'MAXLEN', '~', this.#streamLength, `${seqToken(k)}-0`, ...fields);
   }
@@ -463,21 +486,21 @@ export class RedisStore implements DeviceStore {
         item.op('ZADD', `${p}aa`, 0, member);
         item.op('ZADD', `${p}ac`, 0, member);
         item.op('ZADD', `${p}ad:${slot.id}`, 0, member);
-        item.op('HINCRBY', `${p}n`, `A:${alarm.type}:${alarm.severity}`, 1);
-        item.op('HINCRBY', `${p}n`, 'unack', 1);
+        item.count(`A:${alarm.type}:${alarm.severity}`, 1);
+        item.count('unack', 1);
         break;
       case 'escalated':
-        item.op('HINCRBY', `${p}n`, `A:${alarm.type}:${was!.severity}`, -1);
-        item.op('HINCRBY', `${p}n`, `A:${alarm.type}:${alarm.severity}`, 1);
+        item.count(`A:${alarm.type}:${was!.severity}`, -1);
+        item.count(`A:${alarm.type}:${alarm.severity}`, 1);
         break;
       case 'cleared':
         item.op('ZREM', `${p}ac`, member);
-        item.op('HINCRBY', `${p}n`, `A:${alarm.type}:${alarm.severity}`, -1);
+        item.count(`A:${alarm.type}:${alarm.severity}`, -1);
         slot.cleared = [...slot.cleared, [alarm.alarmId, alarm.raisedAt, alarm.acknowledged]];
         this.#trim(item, slot);
         break;
       case 'acknowledged':
-        item.op('HINCRBY', `${p}n`, 'unack', -1);
+        item.count('unack', -1);
         // the caller saves the slot's alarms
         if (alarm.status === 'cleared') slot.cleared = slot.cleared.map((c) => (c[0] === alarm.alarmId ? [c[0], c[1], true] : c));
         break;
@@ -499,7 +522,7 @@ export class RedisStore implements DeviceStore {
       item.op('DEL', `${this.#p}a:${alarmId}`);
       item.op('ZREM', `${this.#p}aa`, member);
       item.op('ZREM', `${this.#p}ad:${slot.id}`, member);
-      if (!acknowledged) item.op('HINCRBY', `${this.#p}n`, 'unack', -1);
+      if (!acknowledged) item.count('unack', -1);
     }
     slot.cleared = sorted.slice(gone.length);
   }
@@ -599,10 +622,11 @@ export class RedisStore implements DeviceStore {
         const item = this.#begin(commit, slot);
         const device = markSilent(current);
         const json = deviceJson(device);
-        item.op('HSET', slot.key, 'dev', json);
+        item.device = json;
+        item.op('HSET', slot.key, 'dev', DEVICE);
         item.op('ZREM', `${this.#p}bt`, slot.id);
         item.op('ZADD', `${this.#p}sil`, 0, slot.id);
-        item.op('HINCRBY', `${this.#p}n`, 'silent', 1);
+        item.count('silent', 1);
         slot.device = device;
         const k = commit.event();
         this.#log(item, k, 'silent', json);
@@ -824,7 +848,8 @@ export class RedisStore implements DeviceStore {
       const deviceZone = slot.device.meta?.zone ?? null;
       device = withMeta(slot.device, entry);
       json = deviceJson(device);
-      item.op('HSET', slot.key, 'dev', json);
+      item.device = json;
+      item.op('HSET', slot.key, 'dev', DEVICE);
       if (deviceZone !== newZone) {
         if (deviceZone !== null) item.op('ZREM', `${p}zn:${deviceZone}`, id);
         if (newZone !== null) item.op('ZADD', `${p}zn:${newZone}`, 0, id);
@@ -1054,3 +1079,15 @@ for i, key in ipairs(ARGV) do
 end
 return out
 `;
+
+/** The events an outcome of #rounds carries: a StoreOutcome, an event list, an AlarmUpdate, a RegistryWrite's parts. */
+function eventsOf(outcome: unknown): DeviceEvent[] {
+  if (outcome === null || typeof outcome !== 'object') return [];
+  if (Array.isArray(outcome)) return outcome.filter((e): e is DeviceEvent => typeof (e as DeviceEvent)?.seq === 'number');
+  const o = outcome as { kind?: string; event?: DeviceEvent | null; alarms?: DeviceEvent[]; seq?: number };
+  if (typeof o.seq === 'number' && 'wire' in o) return [o as DeviceEvent];
+  const events: DeviceEvent[] = [];
+  if (o.event != null) events.push(o.event);
+  if (o.alarms !== undefined) events.push(...o.alarms);
+  return events;
+}
