@@ -7,6 +7,7 @@ import { startBridge, startRedisServer, waitFor, type Proc } from '../lib/procs.
 import { lost, median, perSecond, ratio } from '../lib/stats.js';
 import type { Context, Result, Scenario } from '../lib/types.js';
 import { baselineRun, batchSizes } from './ingest.js';
+import { cpuSeconds } from '../lib/cpu.js';
 import { measure, summarize, type Run } from './latency.js';
 
 // SPEC §10 scale-out (issue 18), with a private Redis: ingest QoS 1 through one replica in Redis
@@ -38,10 +39,20 @@ interface Stats {
   messages: { accepted: number; late: number; duplicate: number };
 }
 
-async function ingestRun(ctx: Context, url: string, variant: Variant, count: number, run: number): Promise<{ rate: number; lost: number; events: number; accepted: number }> {
+interface IngestRun {
+  rate: number;
+  lost: number;
+  events: number;
+  accepted: number;
+  /** CPU (user + system) per message stored: every replica together, and Redis. */
+  bridgeCpuUs: number;
+  redisCpuUs: number | null;
+}
+
+async function ingestRun(ctx: Context, url: string, variant: Variant, count: number, run: number): Promise<IngestRun> {
   const redis = variant.replicas > 0 ? await startRedisServer(variant.appendfsync) : null;
   const dir = variant.replicas === 0 ? mkdtempSync(join(tmpdir(), 'wiihey-bench-data-')) : '';
-  const bridges: (Proc & { base: string })[] = [];
+  const bridges: (Proc & { base: string; pid: number })[] = [];
   try {
     const env = (i: number): Record<string, string> => ({
       MQTT_URL: url,
@@ -55,6 +66,11 @@ async function ingestRun(ctx: Context, url: string, variant: Variant, count: num
     for (let i = 0; i < Math.max(1, variant.replicas); i++) bridges.push(await startBridge(env(i)));
     let stored = 0;
     let stats: Stats[] = [];
+    const cpu = (): { bridges: number; redis: number } => ({
+      bridges: bridges.reduce((n, b) => n + cpuSeconds(b.pid), 0),
+      redis: redis === null ? Number.NaN : cpuSeconds(redis.child.pid!),
+    });
+    const cpu0 = cpu();
     const started = Date.now();
     const publishing = publishBurst(url, TOPIC, 1, count, DEVICES);
     await waitFor(
@@ -67,7 +83,11 @@ async function ingestRun(ctx: Context, url: string, variant: Variant, count: num
       'the replicas to store every message',
     ).catch((err: unknown) => ctx.log(`  ${variant.metric}: ${(err as Error).message} (${stored} of ${count})`));
     const ms = Date.now() - started;
+    const cpu1 = cpu();
     await publishing;
+    const bridgeCpuUs = Math.round(((cpu1.bridges - cpu0.bridges) * 1e6) / count);
+    const redisCpuUs = redis === null ? null : Math.round(((cpu1.redis - cpu0.redis) * 1e6) / count);
+    ctx.log(`  ${variant.metric}, run ${run + 1}: CPU per message: replicas ${bridgeCpuUs} µs${redisCpuUs === null ? '' : `, Redis ${redisCpuUs} µs`}`);
     for (const [i, b] of bridges.entries()) {
       const batches = await batchSizes(b.base);
       if (batches) ctx.log(`  ${variant.metric}, run ${run + 1}${bridges.length > 1 ? `, replica ${i + 1}` : ''}: ${batches.batches} batches, mean ${batches.mean}, p50 ≤ ${batches.p50}, p99 ≤ ${batches.p99} messages`);
@@ -75,7 +95,7 @@ async function ingestRun(ctx: Context, url: string, variant: Variant, count: num
     const accepted = stats.reduce((n, s) => n + s.messages.accepted, 0);
     const events = redis === null ? accepted : await seqOf(redis.url);
     if (variant.replicas > 1) ctx.log(`  ${variant.metric}, run ${run + 1}: ${stats.map((s, i) => `replica ${i + 1} stored ${s.messages.accepted + s.messages.late}`).join(', ')}; ${events} events for ${accepted} accepted`);
-    return { rate: stored >= count ? perSecond(count, ms) : Number.NaN, lost: lost(count, stored), events, accepted };
+    return { rate: stored >= count ? perSecond(count, ms) : Number.NaN, lost: lost(count, stored), events, accepted, bridgeCpuUs, redisCpuUs };
   } finally {
     for (const b of bridges) await b.stop();
     await redis?.stop();
@@ -102,7 +122,7 @@ export const scaleOut: Scenario = {
     const count = ctx.size(100_000);
     const results: Result[] = [];
     const baselineRates: number[] = [];
-    const runs = new Map<Variant, { rate: number; lost: number; events: number; accepted: number }[]>();
+    const runs = new Map<Variant, IngestRun[]>();
     for (let run = 0; run < ctx.runs; run++) {
       for (const variant of VARIANTS) {
         const broker = await ctx.broker();
@@ -130,7 +150,16 @@ export const scaleOut: Scenario = {
         ratio: r,
         goal: variant.goal !== null ? `≥ ${variant.goal} of the bare subscriber, 0 lost` : variant.replicas > 1 ? '0 lost, each event once (SPEC §10: no speed-up on one machine)' : 'none of its own (reported beside)',
         met: variant.goal !== null ? r >= variant.goal && lostTotal === 0 : variant.replicas > 1 ? lostTotal === 0 && once : null,
-        details: { runs: got.map((x) => x.rate), baselineRuns: baselineRates, messages: count, lost: lostTotal, events: got.map((x) => x.events), accepted: got.map((x) => x.accepted) },
+        details: {
+          runs: got.map((x) => x.rate),
+          baselineRuns: baselineRates,
+          messages: count,
+          lost: lostTotal,
+          events: got.map((x) => x.events),
+          accepted: got.map((x) => x.accepted),
+          replicasCpuUsPerMessage: median(got.map((x) => x.bridgeCpuUs)),
+          redisCpuUsPerMessage: variant.replicas === 0 ? null : median(got.map((x) => x.redisCpuUs ?? Number.NaN)),
+        },
       });
     }
 

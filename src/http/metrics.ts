@@ -33,11 +33,16 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
   // Read at scrape time (prom-client's collect()). The plugins they read are registered after this
   // one; a scrape comes only once the app is ready.
   // prom-client starts every collect() of a scrape at once: they share one read of the store's summary
-  let scrapeSummary: Promise<StoreSummary> | null = null;
-  const summary = (): Promise<StoreSummary> =>
-    (scrapeSummary ??= app.devices.store.summary().finally(() => {
-      scrapeSummary = null;
-    }));
+  // null when the store cannot be read (REDIS_URL, Redis away): its gauges have no sample then,
+  // and the rest of the scrape (store_up 0 among them) still answers
+  let scrapeSummary: Promise<StoreSummary | null> | null = null;
+  const summary = (): Promise<StoreSummary | null> =>
+    (scrapeSummary ??= app.devices.store
+      .summary()
+      .catch(() => null)
+      .finally(() => {
+        scrapeSummary = null;
+      }));
   gauge(registry, 'mqtt_connected', {
     help: '1 while the MQTT connection is up and every topic is subscribed',
     collect() {
@@ -46,6 +51,16 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
     },
   });
   counter(registry, 'mqtt_reconnects_total', 'MQTT connections lost since start', [], () => [[{}, app.ingest.status().reconnects]]);
+  // SPEC §8 (REDIS_URL): the shared store, and the times its event log no longer reached back
+  gauge(registry, 'store_up', {
+    help: '1 while the store can be reached (always, but for REDIS_URL: 0 while Redis is away)',
+    collect() {
+      this.set(app.devices.problems().length === 0 ? 1 : 0);
+    },
+  });
+  counter(registry, 'event_log_gaps_total', 'Times the shared event log (REDIS_URL) no longer held what this replica had not read: its live clients were reset', [], () => [
+    [{}, app.devices.logGaps],
+  ]);
   counter(registry, 'messages_received_total', 'MQTT messages received on the subscribed topics', [], () => [[{}, app.ingest.totals.received]]);
   counter(registry, 'messages_total', 'MQTT messages by result (SPEC §4: accepted, duplicate, late; invalid: refused by normalization)', ['result'], () => {
     const { accepted, duplicate, late } = app.devices.counts;
@@ -63,8 +78,10 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
     help: 'Devices by state',
     labelNames: ['state'],
     async collect() {
-      const { byState } = await summary();
+      const read = await summary();
       this.reset();
+      if (read === null) return;
+      const { byState } = read;
       // a state is any string a payload sends: the most common get a series each, the rest are
       // counted in devices_in_other_states
       for (const [state, n] of commonStates(byState).common) this.set({ state }, n);
@@ -73,27 +90,38 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
   gauge(registry, 'devices_in_other_states', {
     help: `Devices in states beyond the ${MAX_STATE_SERIES} most common (wiihey_bridge_devices has a series for each of those)`,
     async collect() {
-      this.set(commonStates((await summary()).byState).rest);
+      const read = await summary();
+      if (read === null) this.reset();
+      else this.set(commonStates(read.byState).rest);
     },
   });
   gauge(registry, 'devices_silent', {
     help: 'Devices that sent nothing for SILENCE_AFTER_SECONDS',
     async collect() {
-      this.set((await summary()).silent);
+      const read = await summary();
+      if (read === null) this.reset();
+      else this.set(read.silent);
     },
   });
   gauge(registry, 'alarms_active', {
     help: 'Active alarms by type and severity (SPEC §12; every pair, 0 included)',
     labelNames: ['type', 'severity'],
     async collect() {
-      const { bySeverity } = (await summary()).alarms;
+      const read = await summary();
+      if (read === null) {
+        this.reset();
+        return;
+      }
+      const { bySeverity } = read.alarms;
       for (const type of ALARM_TYPES) for (const severity of SEVERITIES) this.set({ type, severity }, bySeverity[type]?.[severity] ?? 0);
     },
   });
   gauge(registry, 'alarms_unacknowledged', {
     help: 'Alarms not acknowledged yet, active or cleared',
     async collect() {
-      this.set((await summary()).alarms.unacknowledged);
+      const read = await summary();
+      if (read === null) this.reset();
+      else this.set(read.alarms.unacknowledged);
     },
   });
   // counted as they pass on the event stream (onReady below: a Map lookup per alarm event); every pair from 0
@@ -126,7 +154,9 @@ async function metricsPlugin(app: FastifyInstance, opts: MetricsOptions): Promis
   gauge(registry, 'webhook_deliveries_pending', {
     help: 'Webhook deliveries waiting in the outbox',
     async collect() {
-      this.set(app.webhooks === null ? 0 : await app.devices.store.pendingDeliveries());
+      const pending = app.webhooks === null ? 0 : await app.devices.store.pendingDeliveries().catch(() => null);
+      if (pending === null) this.reset();
+      else this.set(pending);
     },
   });
 

@@ -54,6 +54,8 @@ t.test('metrics of a bridge at work: MQTT, messages by result and reason, device
   const m = parse(res.body);
   t.equal(m.get('wiihey_bridge_mqtt_connected'), 1);
   t.equal(m.get('wiihey_bridge_mqtt_reconnects_total'), 0);
+  t.equal(m.get('wiihey_bridge_store_up'), 1, 'the store can be reached');
+  t.equal(m.get('wiihey_bridge_event_log_gaps_total'), 0, 'no shared log, no gap');
   t.equal(m.get('wiihey_bridge_messages_received_total'), 4);
   t.equal(m.get('wiihey_bridge_messages_total{result="accepted"}'), 2);
   t.equal(m.get('wiihey_bridge_messages_total{result="duplicate"}'), 1);

@@ -79,6 +79,7 @@ t.test('the log no longer reaches back: every live client is told, and a replay 
     t.same(r.problems(11), [], `${r.name}: nothing after the 11th, no silent gap`);
   }
   t.equal(app.devices.logGaps, 1, 'the gap is counted');
+  t.match(await (await fetch(`${base}/metrics`)).text(), /^wiihey_bridge_event_log_gaps_total 1$/m, 'in /metrics too');
   // a client coming back with the last id it had
   const res = await fetch(`${base}/events`, { headers: { 'last-event-id': '11' } });
   const parser = new SseParser();

@@ -52,6 +52,7 @@ t.test('Redis killed with -9 and restarted mid-run (appendfsync always): 503 mea
   for (const r of replicas) {
     const down = await until(() => readiness(r), (x) => x.status === 503, '/readyz 503');
     t.match(down.body.reasons.join('; '), /redis: not connected/, 'and it says why');
+    t.match(await (await fetch(`${r.base}/metrics`)).text(), /^wiihey_bridge_store_up 0$/m, 'and /metrics');
   }
   const read = await fetch(`${replicas[0]!.base}/devices/k0`);
   t.equal(read.status, 503, 'a read while Redis is away: 503');
