@@ -15,6 +15,12 @@ const READ_LIMIT = 1000;
 const WAIT_MS = 5000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 2000;
+/**
+ * A read that fails this many times in a row from one seq for a reason other than the store being
+ * away (an entry this version cannot read, say one of another version during a rolling upgrade):
+ * the entry after it is skipped, and the live clients reset, rather than the replica stalling.
+ */
+const SKIP_AFTER_FAILURES = 5;
 
 export class EventFeed {
   readonly #log: SharedEventLog;
@@ -56,6 +62,7 @@ export class EventFeed {
 
   async #follow(): Promise<void> {
     let delay = RETRY_MIN_MS;
+    let failures = 0;
     while (!this.#stopped) {
       let read;
       try {
@@ -64,10 +71,20 @@ export class EventFeed {
         if (this.#stopped) break;
         if (this.#error === null) this.#logger.warn({ err }, 'cannot read the shared event log; trying again from the same event');
         this.#error = (err as Error).message;
+        failures = (err as Error).name === 'StoreUnavailableError' ? 0 : failures + 1;
+        if (failures === SKIP_AFTER_FAILURES) {
+          failures = 0;
+          const next = this.#events.lastSeq + 2;
+          this.gaps++;
+          this.#logger.error({ err, skipped: next - 1 }, 'an entry of the shared event log cannot be read: skipped, and the live clients reset');
+          this.#events.jump(next);
+          continue;
+        }
         await this.#sleep(delay);
         delay = Math.min(delay * 2, RETRY_MAX_MS);
         continue;
       }
+      failures = 0;
       if (this.#stopped) break;
       if (this.#error !== null) this.#logger.info('the shared event log is read again');
       this.#error = null;

@@ -154,7 +154,11 @@ export class StoreOpenError extends Error {
   override name = 'StoreOpenError';
 }
 
-/** The store's server cannot be reached now (Redis down): try again; nothing was written (SPEC §8). */
+/**
+ * The store's server cannot be reached now (Redis down): try again (SPEC §8). A write may or may
+ * not have been applied (a connection lost after the command went out): its retry finds it a
+ * duplicate if it was.
+ */
 export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }

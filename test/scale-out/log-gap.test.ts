@@ -94,3 +94,33 @@ t.test('the log no longer reaches back: every live client is told, and a replay 
   await next.until(1, 10_000);
   t.same(next.seqs, [1502]);
 });
+
+t.test('an entry of the log this version cannot read is skipped, the clients reset, and the replica goes on', async (t) => {
+  const server = await startRedis(t);
+  if (server === undefined) return;
+  const client = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  t.teardown(() => client.destroy());
+  const reader = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+  reader.on('error', () => {});
+  await reader.connect();
+  t.teardown(() => reader.destroy());
+  const options = { prefix: 'odd:', historyLimit: 5, eventBuffer: 100, alarms: null };
+  const store = await RedisStore.open({ ...options, client, reader });
+  const app = await buildTestApp(t, testConfig({}), { store, connectMqtt: false });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  const ws = await SeqRecorder.ws(t, base, '/ws');
+  await store.apply(record({ deviceId: 'a', timestamp: 10 }), AT);
+  await ws.until(1, 10_000);
+  // as another version of the bridge might write it during a rolling upgrade
+  await client.sendCommand(['XADD', 'odd:ev', '2-0', 'k', 'update', 'c', '1', 'j', '{not json']);
+  await client.sendCommand(['SET', 'odd:seq', '2']);
+  await ws.until(Number.MAX_SAFE_INTEGER, 15_000).catch(() => {});
+  t.match(ws.ended, /closed 1013/, 'the live client is told');
+  const again = await SeqRecorder.ws(t, base, '/ws again');
+  await store.apply(record({ deviceId: 'a', timestamp: 20 }), AT);
+  await again.until(1, 10_000);
+  t.same(again.seqs, [3], 'the replica follows the log past the entry');
+});

@@ -51,11 +51,11 @@ for i, item in ipairs(items) do
   end
   if ok then run[#run + 1] = item else skipped[#skipped + 1] = i end
 end
+-- Redis does not undo a script that fails half-way (a bug, a key of the wrong type): what is
+-- known once the guards are checked (the seqs, the counters) is written first, so that a failing
+-- command can never leave the seq behind the stream, which would fail every later XADD. The
+-- items before the failing command stay written; its own counters count it as if it had run
 local assigned = {}
-local function fill(s)
-  s = string.gsub(s, '\\1(%d+)\\1', function(k) return string.format('%d', assigned[tonumber(k)]) end)
-  return (string.gsub(s, '\\2(%d+)\\2', function(k) return string.format('%016d', assigned[tonumber(k)]) end))
-end
 local counts = {}
 for _, item in ipairs(run) do
   local firstK = tonumber(item[3])
@@ -63,15 +63,26 @@ for _, item in ipairs(run) do
     seq = seq + 1
     assigned[k] = seq
   end
+  for _, op in ipairs(item[5]) do
+    if op[2] == 'N' then counts[op[3]] = (counts[op[3]] or 0) + tonumber(op[4]) end
+  end
+end
+if seq ~= first then redis.call('SET', seqKey, seq) end
+for field, delta in pairs(counts) do
+  if delta ~= 0 then redis.call('HINCRBY', countsKey, field, delta) end
+end
+local function fill(s)
+  s = string.gsub(s, '\\1(%d+)\\1', function(k) return string.format('%d', assigned[tonumber(k)]) end)
+  return (string.gsub(s, '\\2(%d+)\\2', function(k) return string.format('%016d', assigned[tonumber(k)]) end))
+end
+for _, item in ipairs(run) do
   local ops = item[5]
   local device = item[6]
   for o = 1, #ops do
     local op = ops[o]
     local flags = op[1]
-    if op[2] == 'N' then
-      -- a counter's delta: summed, written once per commit
-      counts[op[3]] = (counts[op[3]] or 0) + tonumber(op[4])
-    else
+    -- N: a counter's delta, summed and written above
+    if op[2] ~= 'N' then
       -- flags: t, the op holds seq tokens to fill in; d, an argument that is just \\3 is the item's device JSON
       if flags ~= '' then
         for a = 2, #op do
@@ -82,10 +93,6 @@ for _, item in ipairs(run) do
     end
   end
 end
-for field, delta in pairs(counts) do
-  if delta ~= 0 then redis.call('HINCRBY', countsKey, field, delta) end
-end
-if seq ~= first then redis.call('SET', seqKey, seq) end
 return { first, skipped }
 `;
 
@@ -241,7 +248,7 @@ export class Commit {
     const items = this.items.map((item) => [item.key, String(item.expect), String(item.firstK), String(item.events), item.finished(), item.device ?? '']);
     const args = [JSON.stringify([seqKey, items, countsKey])];
     const [first, skippedList] = (await runScript(client, COMMIT_SCRIPT, [], args)) as [number, number[] | Record<string, never>];
-    // an empty Lua table comes back as an empty array (RESP2) or an empty map (RESP3)
+    // an empty Lua table comes back as an empty array (as a map, were it ever one: no index)
     const skipped = new Set(Array.isArray(skippedList) ? skippedList.map((i) => Number(i) - 1) : []);
     const seqs = new Map<number, number>();
     let seq = Number(first);

@@ -122,6 +122,8 @@ type Pending<T> = (result: CommitResult) => T;
 const MAX_ROUNDS = 50;
 /** Ids or alarms read per round trip when a list scans an index. */
 const SCAN_CHUNK = 500;
+/** History entries per RPUSH at most (Lua's unpack has a limit near 8,000 values). */
+const PUSH_CHUNK = 1000;
 /** Own events kept for the feed at most: a feed that falls behind parses the rest. */
 const OWN_EVENTS = 20_000;
 /** Where a stream is short of EVENT_BUFFER (0, say), replicas still need its recent entries to read. */
@@ -153,10 +155,12 @@ function alarmIdOf(member: string): string {
   return `a${Number(member.slice(member.indexOf('|') + 1))}`;
 }
 
-/** Raise order of cleared alarms: an alarm of the commit under way is newer than any stored one. */
+/** Raise order of cleared alarms: an alarm of the commit under way is newer than any stored one (among them: by event number). */
 function raiseOrder(a: Cleared, b: Cleared): number {
-  const key = (c: Cleared): number => (hasToken(c[0]) ? 1e17 + Number(/~(\d+)~$/.exec(c[0])![1]) : Number(c[0].slice(1)));
-  return key(a) - key(b);
+  const key = (c: Cleared): [number, number] => (hasToken(c[0]) ? [1, Number(/~(\d+)~$/.exec(c[0])![1])] : [0, Number(c[0].slice(1))]);
+  const [ka, na] = key(a);
+  const [kb, nb] = key(b);
+  return ka - kb || na - nb;
 }
 
 /** A delivery's id: the seq's 16 digits and the URL's index in three. */
@@ -209,8 +213,14 @@ export class RedisStore implements DeviceStore {
       // nothing new for a while: a Redis that lost its data hands out seqs from 1 again, below ours
       const newest = await this.lastSeq();
       if (newest >= seq) return { kind: 'events', events: [] };
+      this.#own.clear();
       const oldest = flatPairs(await this.#cmd('XRANGE', stream, '-', '+', 'COUNT', 1))[0] as string | undefined;
       return { kind: 'gap', next: oldest === undefined ? newest + 1 : Number(oldest.slice(0, oldest.indexOf('-'))) };
+    }
+    // what the feed has read is no longer needed (an event whose commit answered after the log brought it)
+    for (const [seqKept] of this.#own) {
+      if (seqKept > seq) break;
+      this.#own.delete(seqKept);
     }
     const [, entries] = flatPairs(reply) as [string, [string, unknown][]];
     const events = (entries ?? []).map(([id, fields]) => {
@@ -219,7 +229,10 @@ export class RedisStore implements DeviceStore {
       this.#own.delete(own.seq);
       return own;
     });
-    if (events.length > 0 && events[0]!.seq > seq + 1) return { kind: 'gap', next: events[0]!.seq };
+    if (events.length > 0 && events[0]!.seq > seq + 1) {
+      this.#own.clear();
+      return { kind: 'gap', next: events[0]!.seq };
+    }
     return { kind: 'events', events };
   }
 
@@ -370,7 +383,9 @@ export class RedisStore implements DeviceStore {
       item.op('LTRIM', hkey, 0, this.#historyLimit - 1);
     } else {
       item.op('DEL', hkey);
-      if (slot.history.length > 0) item.op('RPUSH', hkey, ...slot.history.map((e) => JSON.stringify(e)));
+      // in chunks: Lua's unpack takes about 8,000 values at most, and HISTORY_LIMIT may be 10,000
+      const entries = slot.history.map((e) => JSON.stringify(e));
+      for (let i = 0; i < entries.length; i += PUSH_CHUNK) item.op('RPUSH', hkey, ...entries.slice(i, i + PUSH_CHUNK));
     }
     if (outcome.kind === 'late') return { item: commit.items.length - 1, outcome: () => ({ kind: 'late' }) };
 

@@ -250,3 +250,58 @@ t.test('two replicas sweeping at the same moment: each silence and each timed al
   t.equal(raisedSilent, 300, 'and one silent alarm each');
   t.equal(await one.pendingDeliveries(), 300 + 150 + 300 + 300, 'a webhook per change, per alarm raised, per silence, per silent alarm');
 });
+
+t.test('a command failing inside the commit script does not wedge the store (Redis undoes nothing)', async (t) => {
+  const server = await startRedis(t);
+  if (server === undefined) return;
+  const client = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  t.teardown(() => client.destroy());
+  const store = await RedisStore.open({ client, prefix: 'wedge:', historyLimit: 5, eventBuffer: 10, alarms: null });
+  await store.apply(record({ deviceId: 'a', timestamp: 10 }), AT);
+  // a key of the wrong type under the device's history: its LPUSH fails in the middle of the script
+  await client.sendCommand(['SET', 'wedge:h:broken', 'not a list']);
+  await t.rejects(store.apply(record({ deviceId: 'broken', timestamp: 10 }), AT), /WRONGTYPE/);
+  const next = await store.apply(record({ deviceId: 'b', timestamp: 10 }), AT);
+  t.equal(next.kind, 'update', 'the next write works');
+  t.ok(next.kind === 'update' && next.event.seq > 1, 'with a seq after every one handed out');
+  t.same((await store.recentEvents(10)).map((e) => e.deviceId), ['a', 'b'], 'and the log goes on');
+});
+
+t.test('a batch that raises and clears several alarms of a device keeps the newest raised, as the memory store', async (t) => {
+  const server = await startRedis(t);
+  if (server === undefined) return;
+  const client = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  t.teardown(() => client.destroy());
+  const store = await RedisStore.open({ client, prefix: 'trim:', historyLimit: 1, eventBuffer: 10, alarms: DEFAULT_ALARM_SETTINGS });
+  const alone = new MemoryStore({ historyLimit: 1, alarms: DEFAULT_ALARM_SETTINGS });
+  const batch: BatchItem[] = [
+    { record: record({ deviceId: 'x', state: 'offline', timestamp: 100, batteryLevel: 9000 }), receivedAt: AT }, // silent raised
+    { record: record({ deviceId: 'x', state: 'offline', timestamp: 101, batteryLevel: 1500 }), receivedAt: AT }, // battery_low raised
+    { record: record({ deviceId: 'x', state: 'close', timestamp: 102, batteryLevel: 9000 }), receivedAt: AT }, // both cleared
+  ];
+  await store.applyBatch(batch);
+  await alone.applyBatch(batch);
+  const kept = async (s: MemoryStore | RedisStore) => (await s.listAlarms({ deviceId: 'x', limit: 10 })).items.map((a) => [a.type, a.status]);
+  t.same(await kept(store), await kept(alone));
+  t.same(await kept(store), [['battery_low', 'cleared']]);
+});
+
+t.test('a late message to a device with a history of thousands is stored (the rewrite goes in chunks)', async (t) => {
+  const server = await startRedis(t);
+  if (server === undefined) return;
+  const client = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  t.teardown(() => client.destroy());
+  const store = await RedisStore.open({ client, prefix: 'long:', historyLimit: 10_000, eventBuffer: 10, alarms: null });
+  for (let i = 0; i < 9; i++) await store.applyBatch(Array.from({ length: 1000 }, (_, j) => ({ record: record({ deviceId: 'l', timestamp: 1000 + i * 1000 + j }), receivedAt: AT })));
+  const late = await store.apply(record({ deviceId: 'l', timestamp: 500, state: 'open' }), AT);
+  t.equal(late.kind, 'late');
+  const history = await store.history('l', 10_000);
+  t.equal(history?.length, 9001);
+  t.same(history?.at(-1), { timestamp: 500, state: 'open', batteryLevel: 9000, csq: 20, receivedAt: AT, kind: 'late' }, 'in its place, the oldest');
+});
