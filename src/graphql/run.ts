@@ -1,3 +1,4 @@
+import { BRG_ERR_STORE_UNAVAILABLE } from '../errors.js';
 import {
   GraphQLError,
   execute,
@@ -166,7 +167,12 @@ export function publicResult(result: ExecutionResult, onError: (err: unknown) =>
   return {
     ...result,
     errors: result.errors.map((error) => {
-      const original = error.originalError as { statusCode?: number; code?: unknown } | undefined;
+      const original = error.originalError as { statusCode?: number; code?: unknown; name?: string } | undefined;
+      if (original?.name === 'StoreUnavailableError') {
+        // SPEC §8: Redis away; the code REST answers 503 with, and no internal detail
+        const unavailable = new BRG_ERR_STORE_UNAVAILABLE();
+        return new GraphQLError(unavailable.message, { nodes: error.nodes, path: error.path, extensions: { code: unavailable.code } });
+      }
       const status = original?.statusCode;
       if (original && !(status !== undefined && status >= 400 && status < 500)) {
         onError(original);

@@ -9,7 +9,8 @@ import type { MqttStatus } from '../../src/ingest/mqtt.js';
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
     // memory only unless a test gives a DATA_DIR
-    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', EMBEDDED_MQTT_PORT: '0', DATA_DIR: '', ...env },
+    // (with REDIS_URL no DATA_DIR at all: SPEC §8 refuses both)
+    env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', EMBEDDED_MQTT_PORT: '0', ...(env.REDIS_URL === undefined ? { DATA_DIR: '' } : {}), ...env },
     dotenv: false,
   });
 }

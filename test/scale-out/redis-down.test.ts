@@ -57,6 +57,9 @@ t.test('Redis killed with -9 and restarted mid-run (appendfsync always): 503 mea
   const read = await fetch(`${replicas[0]!.base}/devices/k0`);
   t.equal(read.status, 503, 'a read while Redis is away: 503');
   t.equal(((await read.json()) as { code: string }).code, 'BRG_ERR_STORE_UNAVAILABLE', 'with a code that says so');
+  const query = await fetch(`${replicas[0]!.base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ device(deviceId: "k0") { state } }' }) });
+  const answer = (await query.json()) as { errors?: { extensions?: { code?: string } }[] };
+  t.equal(answer.errors?.[0]?.extensions?.code, 'BRG_ERR_STORE_UNAVAILABLE', 'GraphQL says the same');
   await publish(MESSAGES / 2, MESSAGES); // the broker keeps what is not acknowledged
   t.ok(recorders.every((r) => r.ended === null), 'the live clients stay connected');
   await redis.start();

@@ -184,6 +184,8 @@ export class RedisStore implements DeviceStore {
    * publishes these objects rather than parsing what it reads (a replica alone: every event).
    */
   readonly #own = new Map<number, DeviceEvent>();
+  /** This store's name on the webhook deliveries it claims: only the claim's holder settles one. */
+  readonly #claimer = randomUUID();
   #closed = false;
 
   private constructor(options: RedisStoreOptions, storeId: string) {
@@ -919,7 +921,7 @@ export class RedisStore implements DeviceStore {
 
   async claimDeliveries(url: string, now: number, limit: number, leaseMs: number): Promise<Delivery[]> {
     if (limit <= 0) return [];
-    const rows = (await runScript(this.#c, CLAIM_SCRIPT, [], [this.#p, url, String(now), String(limit), String(now + leaseMs)])) as (string | null)[][];
+    const rows = (await runScript(this.#c, CLAIM_SCRIPT, [], [this.#p, url, String(now), String(limit), String(now + leaseMs), this.#claimer])) as (string | null)[][];
     return rows.map(([member, u, seq, body, attempts, next]) => ({
       id: Number(member),
       url: u!,
@@ -936,11 +938,11 @@ export class RedisStore implements DeviceStore {
   }
 
   async deliveryDone(id: number): Promise<void> {
-    await runScript(this.#c, OUTBOX_SCRIPT, [], [this.#p, deliveryMember(id), 'done']);
+    await runScript(this.#c, OUTBOX_SCRIPT, [], [this.#p, deliveryMember(id), this.#claimer, 'done']);
   }
 
   async deliveryRetry(id: number, attempts: number, nextAttemptAt: number): Promise<void> {
-    await runScript(this.#c, OUTBOX_SCRIPT, [], [this.#p, deliveryMember(id), 'retry', String(attempts), String(nextAttemptAt)]);
+    await runScript(this.#c, OUTBOX_SCRIPT, [], [this.#p, deliveryMember(id), this.#claimer, 'retry', String(attempts), String(nextAttemptAt)]);
   }
 
   async pendingDeliveries(): Promise<number> {
@@ -1037,17 +1039,24 @@ export function eventFromEntry(id: string, fields: unknown): DeviceEvent {
   return event;
 }
 
-/** Settles a delivery: done (deleted) or retry (attempts, next time); nothing when it is gone already. */
+/**
+ * Settles a delivery: done (deleted) or retry (attempts, next time, the claim released); nothing
+ * when it is gone already, or when another replica holds its claim now (this one's claim ran out
+ * during its attempt: the other's attempt settles it).
+ */
 const OUTBOX_SCRIPT = `
 local key = ARGV[1] .. 'o:' .. ARGV[2]
-local url = redis.call('HGET', key, 'url')
+local row = redis.call('HMGET', key, 'url', 'owner')
+local url = row[1]
 if not url then return 0 end
-if ARGV[3] == 'done' then
+if row[2] and row[2] ~= ARGV[3] then return 0 end
+if ARGV[4] == 'done' then
   redis.call('ZREM', ARGV[1] .. 'ob:' .. url, ARGV[2])
   redis.call('DEL', key)
 else
-  redis.call('HSET', key, 'attempts', ARGV[4], 'next', ARGV[5])
-  redis.call('ZADD', ARGV[1] .. 'ob:' .. url, ARGV[5], ARGV[2])
+  redis.call('HSET', key, 'attempts', ARGV[5], 'next', ARGV[6])
+  redis.call('HDEL', key, 'owner')
+  redis.call('ZADD', ARGV[1] .. 'ob:' .. url, ARGV[6], ARGV[2])
 end
 return 1
 `;
@@ -1063,6 +1072,7 @@ for _, member in ipairs(due) do
   local row = redis.call('HMGET', ARGV[1] .. 'o:' .. member, 'url', 'seq', 'body', 'attempts', 'next')
   if row[1] then
     redis.call('ZADD', ARGV[1] .. 'ob:' .. ARGV[2], ARGV[5], member)
+    redis.call('HSET', ARGV[1] .. 'o:' .. member, 'owner', ARGV[6])
     out[#out + 1] = { member, row[1], row[2], row[3], row[4], row[5] }
   end
 end

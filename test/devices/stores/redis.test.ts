@@ -208,8 +208,14 @@ t.test('webhook deliveries are claimed by one replica at a time, and taken over 
   // the first replica dies with the second delivery in flight: it is taken over when its lease ends
   const taken = await two.claimDeliveries(url, now + 60_000, 10, 60_000);
   t.same(taken.map((d) => [d.seq, d.id, d.attempts]), [[2, mine[1]!.id, 0], [3, taken[1]!.id, 0]], 'same id, same attempts: the same delivery');
+  // the first replica was only slow: its late settlement of what the other holds now changes nothing
+  await one.deliveryRetry(mine[1]!.id, 5, now + 1);
+  await one.deliveryDone(taken[1]!.id);
+  t.equal(await one.pendingDeliveries(), 2, 'a replica whose claim ran out settles nothing the other holds');
+  t.equal(await two.nextDueAt(url), now + 120_000, 'the leases of the other stand');
   await two.deliveryRetry(taken[0]!.id, 1, now + 300_000);
   t.equal(await two.nextDueAt(url), now + 120_000, 'the next due: the lease of the third');
+  t.same((await two.dueDeliveries(url, now + 300_000, 10)).map((d) => [d.seq, d.attempts]), [[3, 0], [2, 1]], 'the holder settled its attempt');
   t.same(seqsOf(await one.claimDeliveries(url, now + 300_000, 10, 60_000)), [3, 2], 'both due: in the order they fell due (the lease ended first)');
 });
 
