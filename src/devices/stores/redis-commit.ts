@@ -29,6 +29,10 @@ local commit = cjson.decode(ARGV[1])
 local seqKey = commit[1]
 local items = commit[2]
 local countsKey = commit[3]
+-- the store this process opened is still the one in Redis (not lost with Redis's data, nor flushed)
+if redis.call('GET', commit[4]) ~= commit[5] then
+  return redis.error_reply('WB_STORE_GONE the store this bridge opened is no longer in Redis (its data was lost or flushed): restart every replica')
+end
 local seq = tonumber(redis.call('GET', seqKey) or '0')
 local first = seq
 local run = {}
@@ -241,12 +245,13 @@ export class Commit {
     return this.#k + 1;
   }
 
-  async run(client: RedisCommander, seqKey: string, countsKey: string): Promise<CommitResult> {
+  /** `idKey` must still hold `storeId`, or the script refuses (WB_STORE_GONE). */
+  async run(client: RedisCommander, keys: { seq: string; counts: string; id: string }, storeId: string): Promise<CommitResult> {
     if (this.items.length === 0) return { skipped: new Set(), seqOf: () => Number.NaN };
     // one JSON argument, every value a string (Redis's cjson decodes it in C; no number is
     // rounded): far cheaper to send than an argument per value
     const items = this.items.map((item) => [item.key, String(item.expect), String(item.firstK), String(item.events), item.finished(), item.device ?? '']);
-    const args = [JSON.stringify([seqKey, items, countsKey])];
+    const args = [JSON.stringify([keys.seq, items, keys.counts, keys.id, storeId])];
     const [first, skippedList] = (await runScript(client, COMMIT_SCRIPT, [], args)) as [number, number[] | Record<string, never>];
     // an empty Lua table comes back as an empty array (as a map, were it ever one: no index)
     const skipped = new Set(Array.isArray(skippedList) ? skippedList.map((i) => Number(i) - 1) : []);

@@ -122,6 +122,8 @@ type Pending<T> = (result: CommitResult) => T;
 const MAX_ROUNDS = 50;
 /** Ids or alarms read per round trip when a list scans an index. */
 const SCAN_CHUNK = 500;
+/** Why a store refuses to go on once Redis lost its data (the seqs and webhook ids would start over). */
+const GONE = 'the store this bridge opened is no longer in Redis (its data was lost or flushed): restart every replica';
 /** History entries per RPUSH at most (Lua's unpack has a limit near 8,000 values). */
 const PUSH_CHUNK = 1000;
 /** Own events kept for the feed at most: a feed that falls behind parses the rest. */
@@ -186,6 +188,8 @@ export class RedisStore implements DeviceStore {
   readonly #own = new Map<number, DeviceEvent>();
   /** This store's name on the webhook deliveries it claims: only the claim's holder settles one. */
   readonly #claimer = randomUUID();
+  /** Redis no longer holds this store (its data lost or flushed): nothing is written, and /readyz says so. */
+  #gone = false;
   #closed = false;
 
   private constructor(options: RedisStoreOptions, storeId: string) {
@@ -200,9 +204,10 @@ export class RedisStore implements DeviceStore {
     this.#waitAof = options.waitAof === true;
     const reader = options.reader === undefined ? undefined : unavailableOnFailure(options.reader);
     if (reader !== undefined) {
+      const connection = options.problems ?? (() => []);
       this.sharedLog = {
         readAfter: (seq, limit, waitMs) => this.#readAfter(reader, seq, limit, waitMs),
-        problems: options.problems ?? (() => []),
+        problems: () => [...(this.#gone ? [`redis: ${GONE}`] : []), ...connection()],
       };
     }
   }
@@ -210,6 +215,12 @@ export class RedisStore implements DeviceStore {
   /** SPEC §8: the stream's entries after `seq` (XREAD BLOCK), or the gap where it no longer reaches back. */
   async #readAfter(reader: RedisCommander, seq: number, limit: number, waitMs: number): Promise<LogRead> {
     const stream = `${this.#p}ev`;
+    // a log that started over under this replica (Redis lost its data) is no continuation of it
+    if ((await this.#cmd('GET', `${this.#p}id`)) !== this.storeId) {
+      this.#gone = true;
+      // as unavailable: the feed waits (it must not skip what it cannot read), the API answers 503
+      throw new StoreUnavailableError(GONE);
+    }
     const reply = await reader.sendCommand(['XREAD', 'COUNT', String(limit), 'BLOCK', String(waitMs), 'STREAMS', stream, `${seq}-0`]);
     if (reply === null) {
       // nothing new for a while: a Redis that lost its data hands out seqs from 1 again, below ours
@@ -322,7 +333,13 @@ export class RedisStore implements DeviceStore {
       if (extraRead !== undefined) await extraRead(ws);
       const commit = new Commit();
       const built = left.map((i) => ({ i, ...build(commit, slots.get(idOf(writes[i]!))!, writes[i]!) }));
-      const result = await commit.run(this.#c, `${this.#p}seq`, `${this.#p}n`);
+      let result: CommitResult;
+      try {
+        result = await commit.run(this.#c, { seq: `${this.#p}seq`, counts: `${this.#p}n`, id: `${this.#p}id` }, this.storeId);
+      } catch (err) {
+        if ((err as Error).message?.startsWith('WB_STORE_GONE')) this.#gone = true;
+        throw err;
+      }
       if (this.#waitAof && result.skipped.size < commit.items.length) await this.#fsynced();
       const next: number[] = [];
       for (const b of built) {

@@ -311,3 +311,29 @@ t.test('a late message to a device with a history of thousands is stored (the re
   t.equal(history?.length, 9001);
   t.same(history?.at(-1), { timestamp: 500, state: 'open', batteryLevel: 9000, csq: 20, receivedAt: AT, kind: 'late' }, 'in its place, the oldest');
 });
+
+t.test('Redis lost its data under a running store: it writes nothing more and says to restart', async (t) => {
+  const server = await startRedis(t);
+  if (server === undefined) return;
+  const connect = async () => {
+    const c = createClient({ url: server.url, socket: { reconnectStrategy: false } });
+    c.on('error', () => {});
+    await c.connect();
+    t.teardown(() => c.destroy());
+    return c;
+  };
+  const options = { prefix: 'lost:', historyLimit: 5, eventBuffer: 10, alarms: null, webhookUrls: ['http://hook.example/'] };
+  const client = await connect();
+  const store = await RedisStore.open({ ...options, client, reader: await connect() });
+  await store.apply(record({ deviceId: 'a', timestamp: 10 }), AT);
+  t.same(store.sharedLog!.problems(), []);
+  await client.sendCommand(['FLUSHALL']); // as a Redis without persistence that restarted
+  // the seqs would start over, and with them the webhook ids (msg_<storeId>_<seq>) receivers deduplicate by
+  await t.rejects(store.apply(record({ deviceId: 'a', timestamp: 20 }), AT), /WB_STORE_GONE/);
+  await t.rejects(store.sharedLog!.readAfter(1, 10, 10), { name: 'StoreUnavailableError', message: /no longer in Redis/ });
+  t.match(store.sharedLog!.problems().join(), /restart every replica/, '/readyz says what to do');
+  t.equal(await client.sendCommand(['EXISTS', 'lost:seq']), 0, 'nothing was written');
+  const restarted = await RedisStore.open({ ...options, client: await connect() });
+  t.not(restarted.storeId, store.storeId, 'a restart opens a new store: webhook ids never repeat');
+  t.equal((await restarted.apply(record({ deviceId: 'a', timestamp: 20 }), AT)).kind, 'update');
+});
